@@ -1,0 +1,130 @@
+"""The two mixing blocks of LALE's encoder: ConvMixer (high resolution) and transformer."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lale.models.activations import StarReLU
+from lale.models.norms import RMSNorm2d
+
+NormPosition = Literal["post", "pre"]
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: drop a residual branch per sample while training."""
+
+    def __init__(self, p: float = 0.0) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.p == 0.0 or not self.training:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+
+class ConvMixerBlock(nn.Module):
+    """Trockman & Kolter's ConvMixer block with BN→RMSNorm and GELU→StarReLU.
+
+    ``post`` (the original order)::
+
+        x = x + norm(act(dwconv(x)))
+        x = norm(act(pwconv(x)))
+
+    ``pre`` (MetaFormer order, both branches residual)::
+
+        x = x + act(dwconv(norm(x)))
+        x = x + act(pwconv(norm(x)))
+
+    Args:
+        dim: Channels.
+        kernel_size: Depthwise kernel size (odd).
+        norm_position: ``"post"`` or ``"pre"``, see above.
+        drop_path: Stochastic-depth probability of the residual branches.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        kernel_size: int = 7,
+        norm_position: NormPosition = "post",
+        drop_path: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if kernel_size % 2 != 1:
+            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        if norm_position not in ("post", "pre"):
+            raise ValueError(f"norm_position must be 'post' or 'pre', got {norm_position!r}")
+        self.norm_position = norm_position
+        self.dwconv = nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
+        self.act1 = StarReLU()
+        self.norm1 = RMSNorm2d(dim)
+        self.pwconv = nn.Conv2d(dim, dim, 1)
+        self.act2 = StarReLU()
+        self.norm2 = RMSNorm2d(dim)
+        self.drop_path = DropPath(drop_path)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.norm_position == "post":
+            x = x + self.drop_path(self.norm1(self.act1(self.dwconv(x))))
+            return self.norm2(self.act2(self.pwconv(x)))
+        x = x + self.drop_path(self.act1(self.dwconv(self.norm1(x))))
+        return x + self.drop_path(self.act2(self.pwconv(self.norm2(x))))
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention over ``B×N×C`` tokens via ``scaled_dot_product_attention``."""
+
+    def __init__(self, dim: int, head_dim: int = 32, qkv_bias: bool = False) -> None:
+        super().__init__()
+        if dim % head_dim != 0:
+            raise ValueError(f"attention width {dim} is not a multiple of head_dim {head_dim}")
+        self.heads = dim // head_dim
+        self.head_dim = head_dim
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, c = x.shape
+        qkv = self.qkv(x).reshape(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        y = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(y.transpose(1, 2).reshape(b, n, c))
+
+
+class Mlp(nn.Module):
+    """``Linear(d → r·d) · StarReLU · Linear(r·d → d)`` without biases (MetaFormer)."""
+
+    def __init__(self, dim: int, ratio: float = 4.0) -> None:
+        super().__init__()
+        hidden = round(dim * ratio)
+        self.fc1 = nn.Linear(dim, hidden, bias=False)
+        self.act = StarReLU()
+        self.fc2 = nn.Linear(hidden, dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm MetaFormer block on tokens: ``x + Attn(norm(x))``, then ``x + MLP(norm(x))``."""
+
+    def __init__(
+        self, dim: int, head_dim: int = 32, mlp_ratio: float = 4.0, drop_path: float = 0.0
+    ) -> None:
+        super().__init__()
+        self.norm1 = nn.RMSNorm(dim, eps=1e-6)
+        self.attn = Attention(dim, head_dim)
+        self.norm2 = nn.RMSNorm(dim, eps=1e-6)
+        self.mlp = Mlp(dim, mlp_ratio)
+        self.drop_path = DropPath(drop_path)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop_path(self.attn(self.norm1(x)))
+        return x + self.drop_path(self.mlp(self.norm2(x)))

@@ -1,0 +1,234 @@
+"""The LALE network: a resolution-split hybrid encoder and an all-MLP decoder.
+
+ConvMixer stages run at 1/4 and 1/8 of the input, transformer stages only at 1/16 and 1/32,
+where self-attention's quadratic cost is small. Where attention sits is configuration
+(``mixers``), so the ablation "attention at 1/8" is one argument. Variants are rows of numbers
+registered at the bottom of this file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lale.models.activations import StarReLU
+from lale.models.blocks import ConvMixerBlock, NormPosition, TransformerBlock
+from lale.models.decoder import AllMLPDecoder
+from lale.models.norms import RMSNorm2d
+from lale.models.padding import crop_to, pad_to_multiple
+from lale.models.registry import register_model
+
+Mixer = Literal["conv", "attn"]
+REDUCTIONS = (4, 8, 16, 32)
+
+
+@dataclass(frozen=True)
+class LaleConfig:
+    """Everything that defines a LALE network besides its input bands and classes.
+
+    Attributes:
+        dims: Channels of the four stages (at 1/4, 1/8, 1/16, 1/32).
+        depths: Blocks per stage.
+        mixers: Block type per stage, ``"conv"`` (ConvMixer) or ``"attn"`` (transformer).
+        decoder_dim: Projection width ``D`` of the all-MLP decoder.
+        kernel_size: Depthwise kernel of the ConvMixer blocks.
+        conv_norm: ``"post"`` (ConvMixer's original order) or ``"pre"``.
+        head_dim: Channels per attention head.
+        mlp_ratio: Hidden width of the transformer MLP, as a multiple of the stage width.
+        drop_path_rate: Stochastic depth, rising linearly from 0 to this over all blocks.
+        decoder_dropout: Dropout before the classifier.
+    """
+
+    dims: tuple[int, int, int, int]
+    depths: tuple[int, int, int, int]
+    mixers: tuple[Mixer, Mixer, Mixer, Mixer] = ("conv", "conv", "attn", "attn")
+    decoder_dim: int = 128
+    kernel_size: int = 7
+    conv_norm: NormPosition = "post"
+    head_dim: int = 32
+    mlp_ratio: float = 4.0
+    drop_path_rate: float = 0.0
+    decoder_dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        for field_name in ("dims", "depths", "mixers"):
+            value = tuple(getattr(self, field_name))
+            if len(value) != 4:
+                raise ValueError(f"{field_name} needs 4 entries (one per stage), got {value}")
+            object.__setattr__(self, field_name, value)
+        bad = [m for m in self.mixers if m not in ("conv", "attn")]
+        if bad:
+            raise ValueError(f"mixers must be 'conv' or 'attn', got {bad}")
+        for dim, mixer in zip(self.dims, self.mixers, strict=True):
+            if mixer == "attn" and dim % self.head_dim != 0:
+                raise ValueError(f"attention stage width {dim} is not a multiple of head_dim")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready keyword arguments that rebuild this configuration."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+class Stem(nn.Module):
+    """Two 3×3 stride-2 convolutions to 1/4: ``C → d/2 → d`` with RMSNorm2d · StarReLU between."""
+
+    def __init__(self, in_channels: int, dim: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, dim // 2, 3, stride=2, padding=1)
+        self.norm = RMSNorm2d(dim // 2)
+        self.act = StarReLU()
+        self.conv2 = nn.Conv2d(dim // 2, dim, 3, stride=2, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2(self.act(self.norm(self.conv1(x))))
+
+
+class Downsample(nn.Sequential):
+    """RMSNorm2d then a 3×3 stride-2 convolution between stages."""
+
+    def __init__(self, in_dim: int, out_dim: int) -> None:
+        super().__init__(RMSNorm2d(in_dim), nn.Conv2d(in_dim, out_dim, 3, stride=2, padding=1))
+
+
+class ConvStage(nn.Module):
+    """ConvMixer blocks on the ``B×C×H×W`` map."""
+
+    def __init__(self, dim: int, depth: int, cfg: LaleConfig, drop_path: Sequence[float]) -> None:
+        super().__init__()
+        self.blocks = nn.Sequential(
+            *(ConvMixerBlock(dim, cfg.kernel_size, cfg.conv_norm, dp) for dp in drop_path)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(x)
+
+
+class AttentionStage(nn.Module):
+    """Transformer blocks on the flattened tokens of the map.
+
+    A residual depthwise 3×3 convolution at stage entry gives the tokens their position
+    (conditional positional encoding): it works at any resolution, unlike a fixed table.
+    """
+
+    def __init__(self, dim: int, depth: int, cfg: LaleConfig, drop_path: Sequence[float]) -> None:
+        super().__init__()
+        self.pos = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
+        self.blocks = nn.Sequential(
+            *(TransformerBlock(dim, cfg.head_dim, cfg.mlp_ratio, dp) for dp in drop_path)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.pos(x)
+        b, c, h, w = x.shape
+        tokens = self.blocks(x.flatten(2).transpose(1, 2))
+        return tokens.transpose(1, 2).reshape(b, c, h, w)
+
+
+class LaleEncoder(nn.Module):
+    """Stem to 1/4, then four stages at 1/4, 1/8, 1/16 and 1/32.
+
+    Attributes:
+        out_channels: Channels of the returned features, finest first.
+        reductions: Their strides relative to the input.
+    """
+
+    def __init__(self, in_channels: int, cfg: LaleConfig) -> None:
+        super().__init__()
+        self.out_channels = tuple(cfg.dims)
+        self.reductions = REDUCTIONS
+        self.stem = Stem(in_channels, cfg.dims[0])
+        rates = torch.linspace(0, cfg.drop_path_rate, sum(cfg.depths)).tolist()
+        self.downsamples = nn.ModuleList()
+        self.stages = nn.ModuleList()
+        start = 0
+        for i, (dim, depth, mixer) in enumerate(zip(cfg.dims, cfg.depths, cfg.mixers, strict=True)):
+            self.downsamples.append(nn.Identity() if i == 0 else Downsample(cfg.dims[i - 1], dim))
+            stage_cls = AttentionStage if mixer == "attn" else ConvStage
+            self.stages.append(stage_cls(dim, depth, cfg, rates[start : start + depth]))
+            start += depth
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = self.stem(x)
+        features = []
+        for downsample, stage in zip(self.downsamples, self.stages, strict=True):
+            x = stage(downsample(x))
+            features.append(x)
+        return features
+
+
+class Lale(nn.Module):
+    """LALE: encoder → all-MLP decoder → bilinear ×4, for inputs of any size and band count.
+
+    Inputs whose sides are not multiples of 32 are reflect-padded inside the model and the
+    logits cropped back to the input size.
+
+    Args:
+        num_classes: Output classes.
+        in_channels: Input bands.
+        config: The architecture, see :class:`LaleConfig`.
+    """
+
+    output_stride = 32
+
+    def __init__(self, num_classes: int, in_channels: int, config: LaleConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        self.encoder = LaleEncoder(in_channels, config)
+        self.decoder = AllMLPDecoder(
+            self.encoder.out_channels, config.decoder_dim, num_classes, config.decoder_dropout
+        )
+        self.apply(_init_weights)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        padded = pad_to_multiple(x, self.output_stride)
+        logits = self.decoder(self.encoder(padded))
+        logits = F.interpolate(logits, size=padded.shape[-2:], mode="bilinear", align_corners=False)
+        return crop_to(logits, h, w)
+
+
+def _init_weights(module: nn.Module) -> None:
+    # Truncated-normal linear layers as in the MetaFormer / SegFormer reference code.
+    if isinstance(module, nn.Linear):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
+def build_lale(num_classes: int = 7, in_channels: int = 3, **config: Any) -> Lale:
+    """Build a LALE network from :class:`LaleConfig` keyword arguments (lists allowed)."""
+    for key in ("dims", "depths", "mixers"):
+        if key in config:
+            config[key] = tuple(config[key])
+    try:
+        cfg = LaleConfig(**config)
+    except TypeError as err:  # unknown keyword: name the valid ones
+        valid = ", ".join(LaleConfig.__dataclass_fields__)
+        raise TypeError(f"{err}; LALE options are: {valid}") from None
+    return Lale(num_classes, in_channels, cfg)
+
+
+# Variants: one row each. Widths/depths are not published; these meet the parameter targets
+# (lale_t 1.6 M ± 5 %, then about 4, 8 and 16 M) — see the README's model table.
+_VARIANTS: dict[str, dict[str, Any]] = {
+    "lale_t": dict(dims=(32, 64, 128, 192), depths=(2, 2, 4, 1), decoder_dim=64),
+    "lale_s": dict(dims=(48, 96, 192, 256), depths=(2, 2, 4, 2), decoder_dim=96),
+    "lale_b": dict(dims=(64, 128, 256, 320), depths=(2, 2, 5, 2), decoder_dim=128),
+    "lale_l": dict(dims=(80, 160, 320, 512), depths=(2, 2, 6, 2), decoder_dim=192),
+}
+_NOTES = {"lale_t": "the paper's smallest", "lale_s": "small", "lale_b": "base", "lale_l": "large"}
+
+for _name, _row in _VARIANTS.items():
+    register_model(
+        _name,
+        build_lale,
+        family="lale",
+        description=f"LALE {_NOTES[_name]}: ConvMixer @1/4,1/8 + attention @1/16,1/32",
+        **_row,
+    )

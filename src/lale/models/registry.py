@@ -1,0 +1,138 @@
+"""The model registry: every network lale can build, by name.
+
+Variants are data: a registry entry is a name, a builder and the keyword arguments that make
+the variant. ``create_model`` never touches the network (baselines are built with
+``encoder_weights=None``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+from torch import nn
+
+Family = Literal["lale", "baseline"]
+Builder = Callable[..., nn.Module]
+
+
+class UnknownModelError(ValueError):
+    """Raised for a model name that is not registered; the message lists the valid ones."""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One registered model.
+
+    Attributes:
+        name: Registry name, e.g. ``"lale_t"`` or ``"upernet"``.
+        builder: Callable ``builder(num_classes=..., in_channels=..., **kwargs) -> nn.Module``.
+        family: ``"lale"`` for LALE variants, ``"baseline"`` for comparison models.
+        description: One line for tables and ``--help``.
+        defaults: Keyword arguments that define the variant; overrides are merged on top.
+        requires: Optional extra needed to build it (e.g. ``"baselines"``), for error messages.
+    """
+
+    name: str
+    builder: Builder
+    family: Family
+    description: str
+    defaults: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    requires: str | None = None
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(
+    name: str,
+    builder: Builder,
+    *,
+    family: Family,
+    description: str,
+    requires: str | None = None,
+    **defaults: Any,
+) -> ModelEntry:
+    """Register ``builder`` under ``name`` with the variant-defining ``defaults``."""
+    if name in _REGISTRY:
+        raise ValueError(f"model {name!r} is already registered")
+    entry = ModelEntry(
+        name=name,
+        builder=builder,
+        family=family,
+        description=description,
+        defaults=MappingProxyType(dict(defaults)),
+        requires=requires,
+    )
+    _REGISTRY[name] = entry
+    return entry
+
+
+def _ensure_loaded() -> None:
+    # Importing the modules registers their models; done lazily to avoid import cycles.
+    from lale.models import baselines, lale  # noqa: F401
+
+
+def list_models(family: Family | None = None) -> list[str]:
+    """Names of all registered models (optionally one family), in registration order."""
+    _ensure_loaded()
+    return [n for n, e in _REGISTRY.items() if family is None or e.family == family]
+
+
+def get_entry(name: str) -> ModelEntry:
+    """The registry entry for ``name`` (without any ``:encoder`` suffix)."""
+    _ensure_loaded()
+    base = name.split(":", 1)[0]
+    if base not in _REGISTRY:
+        valid = ", ".join(_REGISTRY)
+        raise UnknownModelError(f"unknown model {name!r}; registered models: {valid}")
+    return _REGISTRY[base]
+
+
+def model_kwargs(name: str, **overrides: Any) -> dict[str, Any]:
+    """The full keyword arguments ``create_model(name, **overrides)`` passes to the builder.
+
+    ``"arch:encoder"`` is shorthand for ``encoder_name="encoder"``; ``None`` values are dropped
+    so callers can forward optional CLI options unchanged.
+    """
+    entry = get_entry(name)
+    kwargs = dict(entry.defaults)
+    if ":" in name:
+        encoder = name.split(":", 1)[1]
+        if "encoder_name" not in entry.defaults:
+            raise UnknownModelError(
+                f"model {entry.name!r} has no selectable encoder, so {name!r} is not valid"
+            )
+        if overrides.get("encoder_name") not in (None, encoder):
+            raise ValueError(
+                f"{name!r} names encoder {encoder!r} but encoder_name="
+                f"{overrides['encoder_name']!r} was also given"
+            )
+        kwargs["encoder_name"] = encoder
+    kwargs.update({k: v for k, v in overrides.items() if v is not None})
+    return kwargs
+
+
+def create_model(
+    name: str, num_classes: int = 7, in_channels: int = 3, **overrides: Any
+) -> nn.Module:
+    """Build a registered model, randomly initialised.
+
+    Args:
+        name: A name from :func:`list_models`; baselines accept ``"arch:encoder"``
+            (e.g. ``"upernet:efficientnet-b0"``).
+        num_classes: Number of output classes (logit channels).
+        in_channels: Number of input bands.
+        **overrides: Keyword arguments merged over the variant's defaults; ``None`` is dropped.
+
+    Returns:
+        A ``nn.Module`` mapping ``B x in_channels x H x W`` to ``B x num_classes x H x W`` logits.
+
+    Raises:
+        UnknownModelError: ``name`` is not registered (the message lists valid names).
+    """
+    entry = get_entry(name)
+    kwargs = model_kwargs(name, **overrides)
+    return entry.builder(num_classes=num_classes, in_channels=in_channels, **kwargs)
