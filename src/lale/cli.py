@@ -1,0 +1,223 @@
+"""The ``lale`` command line: one typer app whose commands stay thin and call the library.
+
+Commands: ``lale models`` (registered models with params and GMACs), ``lale profile`` (efficiency
+table with ratios against a reference), ``lale demo`` and ``lale --version``.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal, NoReturn
+
+import torch
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from lale.models.registry import UnknownModelError, list_models
+from lale.profiling import (
+    DEFAULT_REFERENCE,
+    DeviceUnavailableError,
+    ModelSummary,
+    ProfileRun,
+    ProfilingError,
+    TimingConfig,
+    lale_version,
+    models_table,
+    profile_models,
+    profile_table,
+    ratio_summary,
+    summarize_models,
+    write_json,
+)
+
+app = typer.Typer(
+    name="lale",
+    help="LALE: lightweight land-cover segmentation — models, efficiency profiling and more.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+#: Exit code for invalid user input (unknown model, unavailable device, bad option values).
+EXIT_USAGE = 2
+#: Exit code for a model that failed while being profiled.
+EXIT_FAILURE = 1
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """What ``lale demo`` runs (the efficiency demo until training lands).
+
+    Attributes:
+        model: The LALE variant to show off.
+        rivals: Baselines it is profiled against; the first is the ratio reference.
+        size: Input size in pixels.
+        batch_size: Throughput batch.
+        warmup: Untimed passes per measurement.
+        repeats: Timed passes per measurement (median reported).
+    """
+
+    model: str = "lale_t"
+    rivals: tuple[str, ...] = ("upernet", "segformer")
+    size: int = 256
+    batch_size: int = 8
+    warmup: int = 2
+    repeats: int = 5
+
+
+DEMO = DemoConfig()
+
+
+def _stdout() -> Console:
+    # Wide tables stay readable when output is redirected to a file or captured.
+    return Console(width=None if sys.stdout.isatty() else 200)
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    """Print a one-line error (no traceback) and exit with ``code``."""
+    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"lale {lale_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version_callback, is_eager=True, help="Show the version."
+        ),
+    ] = False,
+) -> None:
+    """LALE: lightweight land-cover segmentation — models, efficiency profiling and more."""
+
+
+def _summaries(size: int, family: Literal["lale", "baseline"] | None = None) -> list[ModelSummary]:
+    try:
+        names = list_models(family)
+    except ImportError as err:
+        _fail(f"could not load the model registry: {err}", EXIT_FAILURE)
+    return summarize_models(names, size, progress=True)
+
+
+@app.command("models")
+def models_command(
+    size: Annotated[int, typer.Option(min=32, help="Input height = width for GMACs.")] = 256,
+    family: Annotated[
+        Literal["lale", "baseline"] | None, typer.Option(help="Only this family.")
+    ] = None,
+) -> None:
+    """List every registered model with its parameters and GMACs (one 1×3×size² input)."""
+    _stdout().print(models_table(_summaries(size, family)))
+
+
+def _profile(
+    names: list[str],
+    config: TimingConfig,
+    reference: str | None,
+    *,
+    skip_errors: bool = False,
+) -> ProfileRun:
+    try:
+        return profile_models(
+            names, config, reference=reference, on_error="skip" if skip_errors else "raise"
+        )
+    except (UnknownModelError, DeviceUnavailableError) as err:
+        _fail(str(err))
+    except ProfilingError as err:
+        _fail(str(err), EXIT_FAILURE)
+    except ImportError as err:
+        _fail(f"could not load the model registry: {err}", EXIT_FAILURE)
+    except ValueError as err:  # e.g. "arch:encoder" on a model without encoders
+        _fail(str(err))
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+
+
+@app.command("profile")
+def profile_command(
+    models: Annotated[
+        list[str], typer.Argument(help="Registered model names; baselines accept arch:encoder.")
+    ],
+    size: Annotated[int, typer.Option(min=32, help="Input height = width in pixels.")] = 256,
+    batch_size: Annotated[int, typer.Option(min=1, help="Batch for throughput.")] = 16,
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+    dtype: Annotated[
+        Literal["fp32", "bf16"], typer.Option(help="fp32, or bf16 autocast.")
+    ] = "fp32",
+    channels_last: Annotated[
+        bool, typer.Option("--channels-last", help="Use channels-last memory format.")
+    ] = False,
+    reference: Annotated[
+        str, typer.Option(help="Model the ratios are against ('none' for no ratios).")
+    ] = DEFAULT_REFERENCE,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write the results to this JSON file.")
+    ] = None,
+    repeats: Annotated[int, typer.Option(min=1, help="Timed passes (median reported).")] = 10,
+    warmup: Annotated[int, typer.Option(min=0, help="Untimed warm-up passes.")] = 3,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="torch CPU threads (default: torch's choice).")
+    ] = None,
+    in_channels: Annotated[int, typer.Option(min=1, help="Input bands.")] = 3,
+    latency: Annotated[bool, typer.Option(help="Also measure batch-1 latency.")] = True,
+    skip_errors: Annotated[
+        bool, typer.Option("--skip-errors", help="Report models that fail and go on.")
+    ] = False,
+) -> None:
+    """Measure params, storage, GMACs, throughput and latency, with ratios vs a reference.
+
+    All models (and the reference, added if not listed) are measured in this one run.
+    """
+    if threads is not None:
+        torch.set_num_threads(threads)
+    config = TimingConfig(
+        size=size,
+        in_channels=in_channels,
+        batch_size=batch_size,
+        device=device,
+        dtype=dtype,
+        channels_last=channels_last,
+        warmup=warmup,
+        repeats=repeats,
+        latency=latency,
+    )
+    ref = None if reference.lower() == "none" else reference
+    run = _profile(models, config, ref, skip_errors=skip_errors)
+    out = _stdout()
+    out.print(profile_table(run))
+    if json_path is not None:
+        out.print(f"wrote {escape(str(write_json(run, json_path)))}")
+
+
+@app.command("demo")
+def demo_command() -> None:
+    """Efficiency demo: the model table, then LALE-T profiled against UPerNet and SegFormer."""
+    out = _stdout()
+    rivals = ", ".join(DEMO.rivals)
+    out.print(
+        f"[bold]lale demo[/] — efficiency demo: {DEMO.model} against {rivals} on this machine "
+        f"({DEMO.size}², batch {DEMO.batch_size}, {torch.get_num_threads()} threads).",
+        soft_wrap=True,
+    )
+    out.print(models_table(_summaries(DEMO.size)))
+    config = TimingConfig(
+        size=DEMO.size, batch_size=DEMO.batch_size, warmup=DEMO.warmup, repeats=DEMO.repeats
+    )
+    reference = DEMO.rivals[0] if DEMO.rivals else None
+    run = _profile([DEMO.model, *DEMO.rivals], config, reference)
+    out.print(profile_table(run))
+    for rival in DEMO.rivals:
+        out.print(escape(ratio_summary(run, DEMO.model, rival)), soft_wrap=True)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,128 @@
+"""Tests for the ``lale`` command line (kept fast: tiny registered models, tiny inputs)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from typer.testing import CliRunner
+
+from lale import cli
+from lale.models import registry
+from lale.profiling import lale_version
+
+runner = CliRunner()
+
+FAST = ["--size", "64", "--batch-size", "2", "--repeats", "1", "--warmup", "1"]
+
+
+class _Tiny(nn.Module):
+    def __init__(self, num_classes: int = 7, in_channels: int = 3, width: int = 8) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(width, num_classes, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(self.body(x), size=x.shape[-2:], mode="bilinear")
+
+
+def _build(num_classes: int = 7, in_channels: int = 3, width: int = 8) -> nn.Module:
+    return _Tiny(num_classes, in_channels, width)
+
+
+@pytest.fixture(autouse=True)
+def tiny_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Register two tiny models in a private copy of the registry (restored afterwards)."""
+    registry._ensure_loaded()
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    for name, family, width in (("cli_tiny", "lale", 8), ("cli_ref", "baseline", 24)):
+        registry.register_model(
+            name, _build, family=family, description=f"cli test {name}", width=width
+        )
+    yield
+
+
+def test_version() -> None:
+    result = runner.invoke(cli.app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"lale {lale_version()}"
+
+
+def test_help_lists_commands() -> None:
+    result = runner.invoke(cli.app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("models", "profile", "demo"):
+        assert command in result.stdout
+
+
+def test_models_table() -> None:
+    result = runner.invoke(cli.app, ["models", "--size", "64", "--family", "lale"])
+    assert result.exit_code == 0, result.output
+    assert "cli_tiny" in result.stdout and "cli_ref" not in result.stdout
+    assert "GMACs @64²" in result.stdout
+
+
+def test_profile_with_reference_and_json(tmp_path: Path) -> None:
+    out = tmp_path / "run.json"
+    args = ["profile", "cli_tiny", *FAST, "--reference", "cli_ref", "--json", str(out)]
+    result = runner.invoke(cli.app, args)
+    assert result.exit_code == 0, result.output
+    assert "cli_tiny" in result.stdout and "cli_ref" in result.stdout
+    assert "throughput ×" in result.stdout and "params ÷" in result.stdout
+    data = json.loads(out.read_text())
+    assert [m["name"] for m in data["models"]] == ["cli_ref", "cli_tiny"]
+    assert data["settings"]["size"] == 64 and data["settings"]["repeats"] == 1
+    assert data["models"][1]["ratios"]["params"] > 1
+
+
+def test_profile_unknown_model_is_one_line_error() -> None:
+    args = ["profile", "cli_tiny", "nope_net", *FAST, "--reference", "cli_ref"]
+    result = runner.invoke(cli.app, args)
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "nope_net" in lines[0] and "cli_tiny" in lines[0]  # lists the valid names
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_profile_cuda_unavailable_is_one_line_error() -> None:
+    args = ["profile", "cli_tiny", *FAST, "--reference", "cli_ref", "--device", "cuda"]
+    result = runner.invoke(cli.app, args)
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "CUDA is not available" in lines[0]
+
+
+def test_profile_unknown_reference_is_an_error() -> None:
+    result = runner.invoke(cli.app, ["profile", "cli_tiny", *FAST, "--reference", "nope_ref"])
+    assert result.exit_code != 0 and "nope_ref" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_profile_bad_dtype_rejected() -> None:
+    result = runner.invoke(cli.app, ["profile", "cli_tiny", *FAST, "--dtype", "fp16"])
+    assert result.exit_code != 0
+
+
+def test_demo(monkeypatch: pytest.MonkeyPatch) -> None:
+    demo = cli.DemoConfig(
+        model="cli_tiny", rivals=("cli_ref",), size=64, batch_size=2, warmup=1, repeats=1
+    )
+    monkeypatch.setattr(cli, "DEMO", demo)
+    # The full model table is `lale models`; here only the tiny models, to stay fast.
+    monkeypatch.setattr(cli, "list_models", lambda family=None: ["cli_tiny", "cli_ref"])
+    result = runner.invoke(cli.app, ["demo"])
+    assert result.exit_code == 0, result.output
+    assert "efficiency demo" in result.stdout
+    assert "Registered models" in result.stdout
+    assert "cli_tiny vs cli_ref:" in result.stdout
