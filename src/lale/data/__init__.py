@@ -1,0 +1,1 @@
+"""Data: class schemas, datasets, transforms, synthetic scenes and raster preparation."""
