@@ -126,3 +126,20 @@ def test_demo(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "efficiency demo" in result.stdout
     assert "Registered models" in result.stdout
     assert "cli_tiny vs cli_ref:" in result.stdout
+
+
+def test_synth_writes_the_layout_and_a_mosaic(tmp_path: Path) -> None:
+    out = tmp_path / "synth"
+    args = ["synth", str(out), "--train", "3", "--val", "1", "--test", "2", "--size", "64"]
+    result = runner.invoke(cli.app, args)
+    assert result.exit_code == 0, result.output
+    for split, n in (("train", 3), ("val", 1), ("test", 2)):
+        assert len(list((out / split / "images").glob("*.png"))) == n
+        assert len(list((out / split / "masks").glob("*.png"))) == n
+    assert (out / "samples.png").is_file() and (out / "synthetic.json").is_file()
+    assert "Tree" in result.stdout and "Water" in result.stdout
+    again = tmp_path / "again"
+    assert runner.invoke(cli.app, [*args[:1], str(again), *args[2:], "--no-mosaic"]).exit_code == 0
+    first = (out / "train" / "images" / "train_000000.png").read_bytes()
+    assert first == (again / "train" / "images" / "train_000000.png").read_bytes()
+    assert not (again / "samples.png").exists()

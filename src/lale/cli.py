@@ -219,5 +219,51 @@ def demo_command() -> None:
         out.print(escape(ratio_summary(run, DEMO.model, rival)), soft_wrap=True)
 
 
+@app.command("synth")
+def synth_command(
+    out: Annotated[Path, typer.Argument(help="Dataset root to write ({split}/{images,masks}).")],
+    train: Annotated[int, typer.Option(min=0, help="Training patches.")] = 800,
+    val: Annotated[int, typer.Option(min=0, help="Validation patches.")] = 100,
+    test: Annotated[int, typer.Option(min=0, help="Test patches.")] = 100,
+    size: Annotated[int, typer.Option(min=32, help="Patch side in pixels.")] = 256,
+    seed: Annotated[int, typer.Option(min=0, help="Dataset seed (same seed, same bytes).")] = 0,
+    workers: Annotated[int, typer.Option(min=1, help="Processes to generate with.")] = 1,
+    mosaic: Annotated[
+        bool, typer.Option(help="Also write OUT/samples.png: 8 training patches and masks.")
+    ] = True,
+) -> None:
+    """Write procedurally generated Sentinel-2-like land-cover patches in the ARAS400k layout."""
+    from rich.progress import MofNCompleteColumn, Progress, TimeRemainingColumn
+    from rich.table import Table
+
+    from lale.data.synthetic import generate_scene, patch_rng, save_mosaic, write_dataset
+
+    columns = (*Progress.get_default_columns()[:-1], MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("generating patches", total=train + val + test)
+        summary = write_dataset(
+            out,
+            train=train,
+            val=val,
+            test=test,
+            size=size,
+            seed=seed,
+            workers=workers,
+            progress=lambda done, total: bar.update(task, completed=done),
+        )
+    table = Table(title=f"synthetic dataset {escape(str(out))} (seed {seed}, {size}²)")
+    table.add_column("class")
+    for split in summary.splits:
+        table.add_column(f"{split} ({summary.splits[split].count})", justify="right")
+    for k, name in enumerate(summary.class_names):
+        table.add_row(name, *(f"{s.fractions[k]:.1%}" for s in summary.splits.values()))
+    console = _stdout()
+    console.print(table)
+    if mosaic and train > 0:
+        samples = [generate_scene(patch_rng(seed, "train", i), size) for i in range(min(8, train))]
+        save_mosaic(Path(out) / "samples.png", samples)
+        console.print(f"wrote {escape(str(Path(out) / 'samples.png'))}")
+
+
 if __name__ == "__main__":
     app()
