@@ -1,0 +1,307 @@
+"""Reading images and masks: PNG/JPEG through Pillow, GeoTIFF through rasterio.
+
+Images come back as ``C×H×W`` arrays in their own sample type (uint8, uint16, float32, …) with
+the schema's band selection applied; scaling and normalisation happen later, on whole batches
+(:mod:`lale.data.transforms`). Masks come back as ``H×W`` uint8 labels with the number of pixels
+whose colour or value is not in the schema. Every failure is a :class:`~lale.data.errors.
+DataError` whose one-line message names the file: unreadable or truncated files, band counts or
+sample types the schema does not describe, masks the schema cannot decode.
+
+GeoTIFFs need ``rasterio`` (imported on first use); they are read by windows, so a crop of a
+large scene costs only the crop.
+"""
+
+from __future__ import annotations
+
+import struct
+import warnings
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+from lale.data.errors import DataError
+from lale.data.lut import unknown_examples
+from lale.data.schema import ClassSchema, ImageSpec
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "MASK_SUFFIXES",
+    "DataError",
+    "MaskData",
+    "RasterInfo",
+    "Window",
+    "check_image_info",
+    "is_geotiff",
+    "read_image",
+    "read_info",
+    "read_mask",
+]
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff"})
+"""File types read as images (case-insensitive)."""
+MASK_SUFFIXES = frozenset({".png", ".tif", ".tiff"})
+"""File types read as masks (lossy JPEG would corrupt the colours)."""
+_TIFF = frozenset({".tif", ".tiff"})
+
+Window = tuple[int, int, int, int]
+"""``(row, col, height, width)`` of a rectangle inside a raster."""
+
+# Pillow mode -> (bands, numpy sample type) as np.asarray(image) returns them.
+_PIL_MODES: dict[str, tuple[int, str]] = {
+    "1": (1, "bool"),
+    "L": (1, "uint8"),
+    "P": (1, "uint8"),
+    "LA": (2, "uint8"),
+    "PA": (2, "uint8"),
+    "RGB": (3, "uint8"),
+    "YCbCr": (3, "uint8"),
+    "RGBA": (4, "uint8"),
+    "RGBX": (4, "uint8"),
+    "CMYK": (4, "uint8"),
+    "I": (1, "int32"),
+    "F": (1, "float32"),
+    **{m: (1, "uint16") for m in ("I;16", "I;16L", "I;16B", "I;16N")},
+}
+_PIL_ERRORS = (OSError, SyntaxError, ValueError, EOFError, zlib.error, struct.error)
+
+
+@dataclass(frozen=True)
+class RasterInfo:
+    """What a file's header says.
+
+    Attributes:
+        height: Rows.
+        width: Columns.
+        count: Bands in the file (a palette image has one).
+        dtype: numpy name of the sample type.
+        palette: Whether the single band indexes a colour palette (palette PNG).
+    """
+
+    height: int
+    width: int
+    count: int
+    dtype: str
+    palette: bool = False
+
+
+@dataclass(frozen=True)
+class MaskData:
+    """A decoded mask.
+
+    Attributes:
+        labels: ``H×W`` uint8 class indices; ignore pixels hold the schema's ``ignore_index``.
+        unknown: Pixels whose colour or value is not in the schema (declared no-label excluded).
+        examples: Up to three of those unknown colours or values, as text.
+    """
+
+    labels: NDArray[np.uint8]
+    unknown: int
+    examples: tuple[str, ...] = ()
+
+
+def is_geotiff(path: str | Path) -> bool:
+    """Whether ``path`` is read through rasterio (``.tif``/``.tiff``)."""
+    return Path(path).suffix.lower() in _TIFF
+
+
+def _rasterio() -> ModuleType:
+    try:
+        import rasterio
+    except ImportError as err:  # pragma: no cover - depends on the installation
+        raise ImportError("reading GeoTIFFs needs rasterio: pip install rasterio") from err
+    return rasterio
+
+
+@contextmanager
+def _reading(path: Path, what: str) -> Iterator[None]:
+    """Turn any failure to decode ``path`` into a one-line :class:`DataError`."""
+    errors: tuple[type[BaseException], ...] = (*_PIL_ERRORS, Image.DecompressionBombError)
+    if is_geotiff(path):
+        errors += (_rasterio().errors.RasterioError,)
+    try:
+        yield
+    except DataError:
+        raise
+    except errors as err:
+        raise DataError(path, f"unreadable {what} ({type(err).__name__}: {err})") from err
+
+
+@contextmanager
+def _open_tiff(path: Path, what: str) -> Iterator[Any]:
+    """``rasterio.open(path)`` with errors as :class:`DataError`, quiet about missing CRS."""
+    rasterio = _rasterio()
+    with _reading(path, what), warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.open(path) as src:
+            yield src
+
+
+def _tiff_info(src: Any) -> RasterInfo:
+    return RasterInfo(src.height, src.width, src.count, np.dtype(src.dtypes[0]).name)
+
+
+def read_info(path: str | Path, what: str = "image") -> RasterInfo:
+    """Size, band count and sample type from a file's header (the pixels are not decoded).
+
+    Args:
+        path: The file.
+        what: What it is, for messages (``"image"``, ``"mask"``).
+
+    Raises:
+        DataError: The file is missing or not a readable image.
+    """
+    path = Path(path)
+    if is_geotiff(path):
+        with _open_tiff(path, what) as src:
+            return _tiff_info(src)
+    with _reading(path, what), Image.open(path) as im:
+        if im.mode not in _PIL_MODES:
+            raise DataError(path, f"unsupported {what} mode {im.mode!r}")
+        count, dtype = _PIL_MODES[im.mode]
+        return RasterInfo(im.height, im.width, count, dtype, palette=im.mode == "P")
+    raise AssertionError("unreachable")  # pragma: no cover - for type checkers
+
+
+def check_image_info(path: str | Path, info: RasterInfo, spec: ImageSpec) -> None:
+    """Raise :class:`DataError` if an image's header does not match ``spec``.
+
+    A palette image counts as three-band RGB.
+    """
+    count = 3 if info.palette else info.count
+    if count != spec.band_count:
+        raise DataError(path, f"image has {count} bands but the schema expects {spec.band_count}")
+    if spec.dtype is not None and info.dtype != spec.dtype:
+        raise DataError(
+            path,
+            f"image samples are {info.dtype} but the schema expects {spec.dtype} "
+            "(set image.dtype and image.scale in the schema)",
+        )
+
+
+def _pil_array(path: Path, what: str, palette_to_rgb: bool) -> tuple[NDArray[Any], Any]:
+    """Decode a PNG/JPEG fully; returns the array (``H×W`` or ``H×W×C``) and its palette."""
+    with _reading(path, what), Image.open(path) as im:
+        im.load()
+        if im.mode not in _PIL_MODES:
+            raise DataError(path, f"unsupported {what} mode {im.mode!r}")
+        if im.mode == "P" and not palette_to_rgb:
+            pal = np.asarray(im.getpalette("RGB") or [], np.uint8).reshape(-1, 3)
+            return np.asarray(im), pal
+        if im.mode in ("P", "PA"):
+            im = im.convert("RGB" if im.mode == "P" else "RGBA")
+        arr = np.asarray(im)
+        if arr.dtype.byteorder == ">":
+            arr = arr.astype(arr.dtype.newbyteorder("="))
+        return arr, None
+
+
+def _check_window(window: Window, height: int, width: int) -> None:
+    r, c, h, w = window
+    if r < 0 or c < 0 or h < 1 or w < 1 or r + h > height or c + w > width:
+        raise ValueError(f"window {window} outside a {height}×{width} raster")
+
+
+def _tiff_read(
+    path: Path,
+    what: str,
+    bands: list[int] | None,
+    window: Window | None,
+    check: Callable[[RasterInfo], None] | None = None,
+) -> NDArray[Any]:
+    """Read (a window of) a GeoTIFF as ``C×H×W``, after ``check(header)``."""
+    with _open_tiff(path, what) as src:
+        info = _tiff_info(src)
+        if check is not None:
+            check(info)
+        if bands is not None and max(bands) > info.count:
+            raise DataError(path, f"{what} has {info.count} bands; band {max(bands)} requested")
+        win = None
+        if window is not None:
+            _check_window(window, info.height, info.width)
+            r, c, h, w = window
+            win = _rasterio().windows.Window(c, r, w, h)
+        return np.asarray(src.read(indexes=bands, window=win))
+    raise AssertionError("unreachable")  # pragma: no cover - for type checkers
+
+
+def read_image(
+    path: str | Path, spec: ImageSpec | None = None, window: Window | None = None
+) -> NDArray[Any]:
+    """An image as a ``C×H×W`` array in its own sample type, bands selected as ``spec`` says.
+
+    Args:
+        path: PNG, JPEG or GeoTIFF file. Palette PNGs are read as RGB.
+        spec: Band count, sample type and band selection to check and apply (default: 8-bit RGB).
+        window: Only this ``(row, col, height, width)`` rectangle (read by window from GeoTIFFs).
+
+    Raises:
+        DataError: The file cannot be decoded (truncated, not an image), or its band count or
+            sample type differs from ``spec``.
+    """
+    path, spec = Path(path), spec or ImageSpec()
+    bands = None if spec.bands is None else list(spec.bands)
+    if is_geotiff(path):
+        return _tiff_read(path, "image", bands, window, lambda i: check_image_info(path, i, spec))
+    arr, _ = _pil_array(path, "image", palette_to_rgb=True)
+    chw = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+    count, height, width = chw.shape
+    check_image_info(path, RasterInfo(height, width, count, chw.dtype.name), spec)
+    if bands is not None:
+        chw = chw[[b - 1 for b in bands]]
+    if window is not None:
+        _check_window(window, height, width)
+        r, c, h, w = window
+        chw = chw[:, r : r + h, c : c + w]
+    return np.ascontiguousarray(chw)
+
+
+def read_mask(path: str | Path, schema: ClassSchema, window: Window | None = None) -> MaskData:
+    """Decode a mask into class labels, counting pixels of unknown colours or values.
+
+    Colour masks (RGB, or RGBA with alpha ignored) are decoded by colour; palette PNGs by their
+    palette colours when the schema has mask colours, else by index; single-band masks (PNG or
+    GeoTIFF, any integer or float type) by value. With ``window`` only that rectangle is decoded
+    and counted.
+
+    Raises:
+        DataError: The file cannot be decoded, has a band count that is neither 1, 3 nor 4, or
+            is a colour mask for a schema without mask colours.
+    """
+    path = Path(path)
+    palette = None
+    if is_geotiff(path):
+        chw = _tiff_read(path, "mask", None, window)
+        arr = chw[0] if chw.shape[0] == 1 else chw.transpose(1, 2, 0)
+    else:
+        arr, palette = _pil_array(path, "mask", palette_to_rgb=False)
+        if window is not None:
+            _check_window(window, arr.shape[0], arr.shape[1])
+            r, c, h, w = window
+            arr = arr[r : r + h, c : c + w]
+    ignore = schema.ignore_index
+    declared: tuple[Any, ...]
+    if arr.ndim == 3:
+        if arr.shape[2] not in (3, 4) or arr.dtype != np.uint8:
+            raise DataError(path, f"mask has {arr.shape[2]} {arr.dtype} bands; expected 1 or 3")
+        if not schema.has_colors:
+            raise DataError(path, f"colour mask, but schema {schema.name!r} has no mask colours")
+        labels, unknown = schema.decode_colors(arr)
+        raw, declared = arr, schema.ignore_colors
+    elif palette is not None and schema.has_colors:
+        labels, unknown = schema.decode_palette(arr, palette)
+        pal = np.zeros((256, 3), np.uint8)
+        pal[: min(len(palette), 256)] = palette[:256]
+        raw, declared = pal[arr], schema.ignore_colors
+    else:
+        labels, unknown = schema.decode_values(arr)
+        raw, declared = arr, schema.ignore_values
+    examples = unknown_examples(raw, labels, ignore, declared) if unknown else []
+    return MaskData(np.ascontiguousarray(labels), unknown, tuple(examples))

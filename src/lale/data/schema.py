@@ -1,0 +1,457 @@
+"""Class schemas: class names, how masks encode them, the ignore label and the image format.
+
+A :class:`ClassSchema` says how to turn a mask into class indices — by RGB colour (colour PNGs,
+palette PNGs) or by integer value (single-band index images) — and how to read the images
+(:class:`ImageSpec`: band count, band selection, sample type, scaling and normalisation
+statistics). Mask pixels whose colour or value is not a class become ``ignore_index`` and are
+counted (never folded into class 0); ``ignore_colors`` / ``ignore_values`` declare encodings that
+mean "no label" (e.g. WorldCover's no-data 0), mapped to ``ignore_index`` without being counted.
+Colours and values map to indices through lookup tables, never a loop over classes per pixel.
+
+Built in: ``"aras400k"`` (:data:`ARAS400K`, the default) and ``"worldcover"``
+(:data:`WORLDCOVER`, ESA WorldCover's native codes and palette). A schema travels with every
+checkpoint as ``to_dict()`` JSON. Schema files (``.json``; ``.yaml``/``.yml`` with PyYAML) read
+by :func:`load_schema` look like this (only ``classes`` is required)::
+
+    {
+      "format": "lale.class_schema", "version": 1, "name": "amazon",
+      "classes": [
+        {"name": "dryout", "value": 1, "color": [211, 211, 211]},
+        {"name": "forest", "value": 2, "color": "#006400", "display_color": "#00a000"}
+      ],
+      "ignore_index": 255, "ignore_values": [0], "ignore_colors": [[0, 0, 0]],
+      "image": {"band_count": 12, "bands": [4, 3, 2], "dtype": "float32", "scale": 1.0,
+                "offset": 0.0, "mean": [0.08, 0.09, 0.06], "std": [0.03, 0.03, 0.03]}
+    }
+
+``value`` defaults to the class index and ``color`` is only needed for colour masks. Image
+samples are scaled as ``(raw + offset) / scale`` and then normalised with ``mean``/``std``
+(ImageNet's for three channels when not given; other band counts need them, see
+:func:`lale.data.stats.compute_band_stats`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from lale.data import lut
+from lale.data.errors import DataError
+
+__all__ = [
+    "ARAS400K",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "RGB",
+    "SCHEMAS",
+    "SCHEMA_VERSION",
+    "WORLDCOVER",
+    "ClassSchema",
+    "ImageSpec",
+    "load_schema",
+    "save_schema",
+]
+
+RGB = tuple[int, int, int]
+SCHEMA_VERSION = 1
+"""Version of the ``to_dict()`` format; bumped on incompatible changes."""
+_FORMAT = "lale.class_schema"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# Display colours for schemas without mask colours (matplotlib's tab20, cycled).
+_TAB20 = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+    "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
+    "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5",
+)  # fmt: skip
+"""Display colours for schemas without mask colours (matplotlib's tab20, cycled)."""
+
+
+def _rgb(c: Any) -> RGB:
+    """An (R, G, B) tuple from ``[r, g, b]`` or ``"#rrggbb"``."""
+    if isinstance(c, str):
+        h = c.removeprefix("#")
+        if len(h) != 6:
+            raise ValueError(f"colour {c!r} is not '#rrggbb'")
+        c = [int(h[i : i + 2], 16) for i in (0, 2, 4)]
+    t = tuple(int(v) for v in c)
+    if len(t) != 3 or not all(0 <= v <= 255 for v in t):
+        raise ValueError(f"colour {c!r} is not three values in 0..255")
+    return (t[0], t[1], t[2])
+
+
+def _floats(v: Sequence[float] | None) -> tuple[float, ...] | None:
+    return None if v is None else tuple(float(x) for x in v)
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """How to read and scale the images of a dataset.
+
+    Attributes:
+        band_count: Bands every image file must have (3 = 8-bit RGB by default).
+        bands: 1-based bands fed to the model, in this order (e.g. ``(4, 3, 2)``); ``None`` = all.
+        band_names: Optional names of the selected channels (recorded with checkpoints).
+        dtype: Sample type every image must have (numpy name, e.g. ``"uint16"``);
+            ``None`` accepts any.
+        scale: Divisor of ``(raw + offset)``: 255 maps 8-bit to 0..1, 10000 Sentinel-2 DN to
+            reflectance, 1 leaves float reflectance as it is.
+        offset: Added to raw samples before dividing (e.g. -1000 for Sentinel-2 L2A since 2022).
+        mean: Per-channel mean of the scaled samples; ``None`` = ImageNet's for three channels.
+        std: Per-channel standard deviation of the scaled samples, as ``mean``.
+    """
+
+    band_count: int = 3
+    bands: tuple[int, ...] | None = None
+    band_names: tuple[str, ...] | None = None
+    dtype: str | None = "uint8"
+    scale: float = 255.0
+    offset: float = 0.0
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        put = functools.partial(object.__setattr__, self)
+        if self.band_count < 1:
+            raise ValueError(f"band_count must be >= 1, got {self.band_count}")
+        if self.bands is not None:
+            put("bands", tuple(int(b) for b in self.bands))
+            if not self.bands or not all(1 <= b <= self.band_count for b in self.bands):
+                raise ValueError(f"bands {self.bands} must be 1-based in 1..{self.band_count}")
+        if self.band_names is not None:
+            put("band_names", tuple(str(n) for n in self.band_names))
+            if len(self.band_names) != self.channels:
+                raise ValueError(f"{len(self.band_names)} band names for {self.channels} bands")
+        if self.dtype is not None:
+            put("dtype", np.dtype(self.dtype).name)
+        put("scale", float(self.scale))
+        put("offset", float(self.offset))
+        if self.scale == 0 or not math.isfinite(self.scale) or not math.isfinite(self.offset):
+            raise ValueError(f"scale must be finite and non-zero, got {self.scale}")
+        for key in ("mean", "std"):
+            stat = _floats(getattr(self, key))
+            put(key, stat)
+            if stat is not None and len(stat) != self.channels:
+                raise ValueError(f"{key} has {len(stat)} values for {self.channels} channels")
+        if (self.mean is None) != (self.std is None):
+            raise ValueError("give both mean and std, or neither")
+        if self.std is not None and not all(s > 0 for s in self.std):
+            raise ValueError(f"std must be positive, got {self.std}")
+
+    @property
+    def channels(self) -> int:
+        """Number of channels fed to the model (selected bands)."""
+        return self.band_count if self.bands is None else len(self.bands)
+
+    def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """``(mean, std)`` per channel, in scaled units.
+
+        Raises:
+            ValueError: No statistics are stored and the input does not have three channels.
+        """
+        if self.mean is not None and self.std is not None:
+            return self.mean, self.std
+        if self.channels == 3:
+            return IMAGENET_MEAN, IMAGENET_STD
+        raise ValueError(
+            f"no per-band mean/std for {self.channels}-channel images: compute them with "
+            "lale.data.stats.compute_band_stats and store them with schema.with_normalization"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary (tuples as lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in vars(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ImageSpec:
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        if extra := sorted(set(data) - known):
+            raise ValueError(f"unknown image keys {extra}; expected some of {sorted(known)}")
+        return cls(**dict(data))
+
+
+@dataclass(frozen=True)
+class ClassSchema:
+    """A segmentation class scheme and the image format it comes with.
+
+    Sequences given as lists are stored as tuples; after construction ``values`` and
+    ``display_colors`` are always filled in.
+
+    Attributes:
+        names: Class names; the position is the class index.
+        colors: Mask colour (R, G, B) of each class, for colour and palette masks;
+            empty if the masks are index images only.
+        ignore_index: Label for pixels of no class (``num_classes`` ≤ it ≤ 255).
+        values: Mask value of each class in index masks; default: the class index.
+        display_colors: Colours to draw each class with; default: ``colors`` or tab20.
+        ignore_values: Index-mask values meaning "no label" (e.g. no-data); not counted as unknown.
+        ignore_colors: Mask colours meaning "no label"; not counted as unknown.
+        image: How the images are read, scaled and normalised.
+        name: Short name, used in messages.
+    """
+
+    names: tuple[str, ...]
+    colors: tuple[RGB, ...] = ()
+    ignore_index: int = 255
+    values: tuple[int, ...] = ()
+    display_colors: tuple[RGB, ...] = ()
+    ignore_values: tuple[int, ...] = ()
+    ignore_colors: tuple[RGB, ...] = ()
+    image: ImageSpec = field(default_factory=ImageSpec)
+    name: str = "custom"
+
+    def __post_init__(self) -> None:
+        put = functools.partial(object.__setattr__, self)
+        n = len(self.names)
+        put("names", tuple(str(s) for s in self.names))
+        put("colors", tuple(_rgb(c) for c in self.colors))
+        put("values", tuple(int(v) for v in self.values) or tuple(range(n)))
+        put("ignore_values", tuple(int(v) for v in self.ignore_values))
+        put("ignore_colors", tuple(_rgb(c) for c in self.ignore_colors))
+        display = tuple(_rgb(c) for c in self.display_colors)
+        tab20 = tuple(_rgb(_TAB20[i % 20]) for i in range(n))
+        put("display_colors", display or self.colors or tab20)
+        if n == 0 or len(set(self.names)) != n:
+            raise ValueError(f"class names must be non-empty and distinct, got {self.names}")
+        for key in ("colors", "values", "display_colors"):
+            seq = getattr(self, key)
+            if len(seq) != n and (seq or key != "colors"):
+                raise ValueError(f"{n} names but {len(seq)} {key.replace('_', ' ')}")
+        if len(set(self.colors)) != len(self.colors):
+            raise ValueError("class colours must be distinct")
+        if len(set(self.values)) != n or min(self.values) < 0:
+            raise ValueError(f"class values must be distinct and non-negative: {self.values}")
+        if set(self.ignore_values) & set(self.values):
+            raise ValueError("ignore_values overlap the class values")
+        if set(self.ignore_colors) & set(self.colors):
+            raise ValueError("ignore_colors overlap the class colours")
+        if not 0 <= self.ignore_index <= 255 or self.ignore_index < n:
+            raise ValueError(f"ignore_index {self.ignore_index} collides with a class index")
+        if not isinstance(self.image, ImageSpec):
+            raise TypeError(f"image must be an ImageSpec, got {type(self.image).__name__}")
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes (the ignore index excluded)."""
+        return len(self.names)
+
+    @property
+    def has_colors(self) -> bool:
+        """Whether colour masks can be decoded (the schema has mask colours)."""
+        return bool(self.colors)
+
+    def palette(self) -> NDArray[np.uint8]:
+        """The mask colours as a ``num_classes × 3`` uint8 array (display colours if none)."""
+        return np.asarray(self.colors or self.display_colors, dtype=np.uint8).reshape(-1, 3)
+
+    def with_normalization(self, mean: Sequence[float], std: Sequence[float]) -> ClassSchema:
+        """A copy whose image spec stores these per-channel statistics."""
+        image = dataclasses.replace(self.image, mean=tuple(mean), std=tuple(std))
+        return dataclasses.replace(self, image=image)
+
+    def labels_to_rgb(self, labels: NDArray[np.integer]) -> NDArray[np.uint8]:
+        """Colour mask (``H×W×3`` uint8) of a label map; ignore pixels become black.
+
+        Uses the mask colours, so it inverts :meth:`rgb_to_labels`; the display colours where
+        the schema has none.
+        """
+        lut = np.zeros((256, 3), dtype=np.uint8)
+        lut[: self.num_classes] = self.palette()
+        idx = np.asarray(labels)
+        if idx.dtype != np.uint8:
+            idx = np.where((idx >= 0) & (idx < 256), idx, self.ignore_index).astype(np.uint8)
+        return np.take(lut, idx, axis=0)
+
+    def rgb_to_labels(self, mask: NDArray[np.uint8]) -> NDArray[np.uint8]:
+        """Label map (``H×W`` uint8) of a colour mask; unknown colours become ``ignore_index``."""
+        return self.decode_colors(mask)[0]
+
+    def decode_colors(self, mask: NDArray[np.uint8]) -> tuple[NDArray[np.uint8], int]:
+        """Labels of an ``H×W×3`` (or ×4, alpha ignored) colour mask and its unknown-pixel count.
+
+        Raises:
+            ValueError: The schema has no mask colours.
+        """
+        if not self.colors:
+            raise ValueError(f"schema {self.name!r} has no mask colours; masks must be indices")
+        return lut.decode_colors(mask, self.colors, self.ignore_colors, self.ignore_index)
+
+    def decode_palette(
+        self, index: NDArray[np.uint8], palette: NDArray[np.uint8]
+    ) -> tuple[NDArray[np.uint8], int]:
+        """Labels of a palette mask (indices into ``palette``, ``K×3``) and its unknown count.
+
+        Decoded by colour when the schema has mask colours, else the indices are mask values.
+        """
+        if not self.colors:
+            return self.decode_values(index)
+        return lut.decode_palette(
+            index, palette, self.colors, self.ignore_colors, self.ignore_index
+        )
+
+    def decode_values(self, mask: NDArray[Any]) -> tuple[NDArray[np.uint8], int]:
+        """Labels of a single-band index mask (any numeric type) and its unknown-pixel count."""
+        return lut.decode_values(mask, self.values, self.ignore_values, self.ignore_index)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary, versioned; inverse of :meth:`from_dict`."""
+        classes: list[dict[str, Any]] = []
+        for i, name in enumerate(self.names):
+            entry: dict[str, Any] = {"name": name, "value": self.values[i]}
+            if self.colors:
+                entry["color"] = list(self.colors[i])
+            entry["display_color"] = list(self.display_colors[i])
+            classes.append(entry)
+        return {
+            "format": _FORMAT,
+            "version": SCHEMA_VERSION,
+            "name": self.name,
+            "classes": classes,
+            "ignore_index": self.ignore_index,
+            "ignore_values": list(self.ignore_values),
+            "ignore_colors": [list(c) for c in self.ignore_colors],
+            "image": self.image.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ClassSchema:
+        """Build a schema from :meth:`to_dict` output or a schema file's content.
+
+        Raises:
+            ValueError: Unknown keys, a newer format version, or an invalid schema.
+        """
+        top = {"format", "version", "name", "classes", "ignore_index", "ignore_values"}
+        if extra := sorted(set(data) - top - {"ignore_colors", "image"}):
+            raise ValueError(f"unknown schema keys {extra}")
+        if data.get("format", _FORMAT) != _FORMAT:
+            raise ValueError(f"not a class schema: format {data.get('format')!r}")
+        version = int(data.get("version", SCHEMA_VERSION))
+        if version > SCHEMA_VERSION:
+            raise ValueError(f"schema version {version} is newer than this lale reads")
+        classes = data.get("classes")
+        if not isinstance(classes, Sequence) or not classes:
+            raise ValueError("'classes' must be a non-empty list")
+        entries = [{"name": c} if isinstance(c, str) else dict(c) for c in classes]
+        for e in entries:
+            if extra := sorted(set(e) - {"name", "value", "color", "display_color"}):
+                raise ValueError(f"unknown keys {extra} in class {e.get('name')!r}")
+            if "name" not in e:
+                raise ValueError(f"class entry {e} has no name")
+
+        def column(key: str) -> tuple[Any, ...]:
+            have = [key in e for e in entries]
+            if any(have) and not all(have):
+                raise ValueError(f"give {key!r} for every class or for none")
+            return tuple(e[key] for e in entries) if all(have) else ()
+
+        return cls(
+            names=tuple(e["name"] for e in entries),
+            colors=column("color"),
+            ignore_index=int(data.get("ignore_index", 255)),
+            values=column("value"),
+            display_colors=column("display_color"),
+            ignore_values=tuple(data.get("ignore_values", ())),
+            ignore_colors=tuple(data.get("ignore_colors", ())),
+            image=ImageSpec.from_dict(data.get("image", {})),
+            name=str(data.get("name", "custom")),
+        )
+
+
+ARAS400K = ClassSchema(
+    names=("Tree", "Shrub", "Grass", "Crop", "Built-up", "Barren", "Water"),
+    colors=(
+        (0, 100, 0),
+        (255, 182, 193),
+        (154, 205, 50),
+        (255, 215, 0),
+        (139, 69, 19),
+        (211, 211, 211),
+        (0, 0, 255),
+    ),
+    ignore_index=255,
+    name="aras400k",
+)
+"""The ARAS400k classes (ESA WorldCover 2021, remapped as in DESIGN.md §3); the default."""
+
+_WORLDCOVER_COLORS = (
+    "#006400", "#ffbb22", "#ffff4c", "#f096ff", "#fa0000", "#b4b4b4",
+    "#f0f0f0", "#0064c8", "#0096a0", "#00cf75", "#fae6a0",
+)  # fmt: skip
+
+WORLDCOVER = ClassSchema(
+    names=(
+        "Tree cover",
+        "Shrubland",
+        "Grassland",
+        "Cropland",
+        "Built-up",
+        "Bare / sparse vegetation",
+        "Snow and ice",
+        "Permanent water bodies",
+        "Herbaceous wetland",
+        "Mangroves",
+        "Moss and lichen",
+    ),
+    colors=tuple(_rgb(h) for h in _WORLDCOVER_COLORS),
+    values=(10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 100),
+    ignore_values=(0,),
+    name="worldcover",
+)
+"""ESA WorldCover 2021: native codes 10…100, the official palette; code 0 (no data) is ignored."""
+
+SCHEMAS: dict[str, ClassSchema] = {"aras400k": ARAS400K, "worldcover": WORLDCOVER}
+"""Built-in schemas by name."""
+
+
+def load_schema(source: str | Path | ClassSchema | Mapping[str, Any] = "aras400k") -> ClassSchema:
+    """A schema from a built-in name, a ``.json``/``.yaml`` file, a dictionary or a schema.
+
+    Raises:
+        ValueError: ``source`` is neither a built-in name nor an existing file.
+        DataError: The file cannot be read or does not hold a valid schema (names the file).
+    """
+    if isinstance(source, ClassSchema):
+        return source
+    if isinstance(source, Mapping):
+        return ClassSchema.from_dict(source)
+    if isinstance(source, str) and source.lower() in SCHEMAS:
+        return SCHEMAS[source.lower()]
+    path = Path(source)
+    if not path.is_file():
+        raise ValueError(
+            f"unknown schema {str(source)!r}: not a built-in ({', '.join(SCHEMAS)}) "
+            "and no such file"
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+        if path.suffix.lower() in (".yaml", ".yml"):
+            try:
+                import yaml  # optional dependency, only for YAML schema files
+            except ImportError as err:
+                raise ImportError(f"reading {path} needs PyYAML: pip install pyyaml") from err
+            try:
+                data = yaml.safe_load(text)
+            except yaml.YAMLError as err:
+                raise ValueError(str(err)) from err
+        else:
+            data = json.loads(text)
+        if not isinstance(data, Mapping):
+            raise ValueError("expected a JSON object")
+        return ClassSchema.from_dict(data)
+    except (OSError, ValueError, TypeError, KeyError) as err:
+        raise DataError(path, f"invalid class schema ({err})") from err
+
+
+def save_schema(schema: ClassSchema, path: str | Path) -> None:
+    """Write ``schema.to_dict()`` as indented JSON to ``path``."""
+    Path(path).write_text(json.dumps(schema.to_dict(), indent=1) + "\n", encoding="utf-8")
