@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from lale.cli_training import register as register_training_commands
 from lale.models.registry import UnknownModelError, list_models
 from lale.profiling import (
     DEFAULT_REFERENCE,
@@ -263,6 +264,69 @@ def synth_command(
         samples = [generate_scene(patch_rng(seed, "train", i), size) for i in range(min(8, train))]
         save_mosaic(Path(out) / "samples.png", samples)
         console.print(f"wrote {escape(str(Path(out) / 'samples.png'))}")
+
+
+@app.command("prepare")
+def prepare_command(
+    out: Annotated[Path, typer.Argument(help="Dataset root to write (new or empty).")],
+    imagery: Annotated[
+        list[Path], typer.Option(help="Sentinel-2 GeoTIFF tile, or a folder of them; repeatable.")
+    ],
+    labels: Annotated[
+        list[Path], typer.Option(help="ESA WorldCover GeoTIFF, or a folder of them; repeatable.")
+    ],
+    patch: Annotated[int, typer.Option(min=1, help="Patch side in pixels.")] = 256,
+    bands: Annotated[
+        str, typer.Option(help="1-based bands in output order; three → RGB PNG, else GeoTIFF.")
+    ] = "4,3,2",
+    split: Annotated[str, typer.Option(help="train,val,test fractions (sum 1).")] = "0.8,0.1,0.1",
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the block shuffle.")] = 0,
+    block: Annotated[int, typer.Option(min=1, help="Split blocks are BLOCK×BLOCK patches.")] = 8,
+    offset: Annotated[
+        str,
+        typer.Option(help="DN offset before /10000: auto (BOA_ADD_OFFSET tag, else 0) or an int."),
+    ] = "auto",
+) -> None:
+    """Cut Sentinel-2 GeoTIFF tiles and ESA WorldCover maps into ARAS400k-layout patches.
+
+    Labels are warped (nearest) onto each patch's grid; bands are scaled to 8 bits by ESA's
+    true-colour rule (reflectance 0–0.2 → 0–255). Whole BLOCK×BLOCK groups of patches go to one
+    split. Writes OUT/{train,val,test}/{images,masks}/ and OUT/prepare.json.
+    """
+    try:
+        from lale.data import prepare as prep
+    except ImportError as err:
+        _fail(f"lale prepare needs rasterio ({err}): pip install rasterio", EXIT_FAILURE)
+    from rich.progress import MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    columns = (*Progress.get_default_columns()[:-1], MofNCompleteColumn(), TimeRemainingColumn())
+    try:
+        options = prep.PrepareOptions(
+            patch=patch,
+            bands=prep.parse_bands(bands),
+            split=prep.parse_split(split),
+            seed=seed,
+            block=block,
+            offset=prep.parse_offset(offset),
+        )
+        with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task("preparing patches", total=None)
+            summary = prep.prepare_dataset(
+                imagery,
+                labels,
+                out,
+                options,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    except (prep.DataError, prep.PrepareError) as err:
+        _fail(str(err))
+    console = _stdout()
+    console.print(prep.summary_table(summary))
+    console.print(prep.class_table(summary))
+    console.print(f"wrote {escape(str(summary.json_path))}")
+
+
+register_training_commands(app)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,424 @@
+"""Prepare an ARAS400k-layout dataset from Sentinel-2 GeoTIFF tiles and ESA WorldCover maps.
+
+How ARAS400k was made (DESIGN.md §3). Each imagery tile is cut into ``patch×patch`` windows on its
+own grid; the labels of a window are warped onto exactly that grid (nearest neighbour, from every
+label raster that covers it, whatever their CRS and resolution), so labels always line up with the
+imagery. Reading is windowed (one patch at a time), so memory does not grow with the scene.
+
+Output::
+
+    OUT/{train,val,test}/images/{stem}_r{row}_c{col}.png   8-bit RGB (exactly three bands)
+    OUT/{train,val,test}/images/{stem}_r{row}_c{col}.tif   uint8 GeoTIFF (any other band count)
+    OUT/{train,val,test}/masks/{stem}_r{row}_c{col}.png    colour mask, ARAS400k palette
+    OUT/prepare.json                                        inputs, options, counts, drops
+
+``stem`` is the imagery file's stem, ``row``/``col`` the patch's index in the tile's patch grid.
+Bands are scaled to 8 bits by ESA's true-colour rule (:mod:`lale.data.rasters`); GeoTIFF patches
+carry the same 8-bit values plus the patch's CRS and transform.
+
+WorldCover codes map to ARAS400k classes as in :mod:`lale.data.worldcover` (90 wetland and
+100 moss → grass, 95 mangrove → tree, 70 snow → barren). A window is dropped for the first of
+these reasons that applies (``DROP_REASONS``, in order): incomplete window at the tile's
+right/bottom edge; all-black imagery after scaling; any imagery no-data pixel; any label pixel
+outside every label raster; any label no-data (code 0 or the raster's nodata); any code outside
+the table (also counted per code); more than ``max_water`` (90 %) water.
+
+The split is spatially blocked (:mod:`lale.data.splits`): whole ``block×block`` groups of
+neighbouring patches go to one split, by a seeded shuffle cut at the fractions. Since that needs
+the kept patches of every block, patches are written to ``OUT/.staging`` first and moved into
+their split at the end. ``OUT`` must be new or empty: files left from a run with another seed
+would sit in other splits and leak between them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import rasterio
+from numpy.typing import NDArray
+from rasterio.crs import CRS
+from rasterio.io import DatasetReader
+from rasterio.windows import Window
+
+from lale.data.aras import ARAS400K, WATER
+from lale.data.errors import DataError
+from lale.data.prepare_summary import (
+    DROP_REASONS,
+    DropReason,
+    ImageryRecord,
+    PrepareSummary,
+    class_table,
+    summary_table,
+)
+from lale.data.rasters import (
+    Bounds,
+    PrepareError,
+    RasterInfo,
+    band_offsets,
+    open_raster,
+    overlaps,
+    read_image_window,
+    reproject_bounds,
+    to_uint8,
+    warp_labels,
+)
+from lale.data.splits import SPLITS, BlockKey, assign_splits, block_of
+from lale.data.synthetic.png import write_png
+from lale.data.worldcover import (
+    CODE_TO_CLASS,
+    NODATA_MARK,
+    OUTSIDE_MARK,
+    UNKNOWN_MARK,
+    WORLDCOVER_TO_CLASS,
+    remap_worldcover,
+)
+
+__all__ = [
+    "DROP_REASONS",
+    "SPLITS",
+    "WORLDCOVER_TO_CLASS",
+    "DataError",
+    "PrepareError",
+    "PrepareOptions",
+    "PrepareSummary",
+    "Progress",
+    "assign_splits",
+    "class_table",
+    "expand_inputs",
+    "parse_bands",
+    "parse_offset",
+    "parse_split",
+    "prepare_dataset",
+    "remap_worldcover",
+    "summary_table",
+]
+
+RASTER_SUFFIXES = (".tif", ".tiff")
+"""Files taken from an input directory."""
+Progress = Callable[[int, int], None]
+"""``progress(done, total)``, called after each window."""
+
+
+@dataclass(frozen=True)
+class PrepareOptions:
+    """How :func:`prepare_dataset` cuts, filters and splits.
+
+    Attributes:
+        patch: Patch side in pixels.
+        bands: 1-based band numbers of the imagery, in output order; exactly three give RGB PNG
+            patches, any other count uint8 GeoTIFF patches.
+        split: Train, val and test fractions (non-negative, summing to 1).
+        seed: Seed of the block shuffle that decides the split.
+        block: Split blocks are ``block×block`` patches of one tile.
+        offset: DN offset added before dividing by 10000 (``None``: the ``BOA_ADD_OFFSET`` tag,
+            else 0); ignored for ``uint8`` and float imagery.
+        max_water: Patches with a larger water fraction are dropped.
+    """
+
+    patch: int = 256
+    bands: tuple[int, ...] = (4, 3, 2)
+    split: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    seed: int = 0
+    block: int = 8
+    offset: int | None = None
+    max_water: float = 0.9
+
+    def __post_init__(self) -> None:
+        if self.patch < 1:
+            raise PrepareError(f"patch must be at least 1 pixel, got {self.patch}")
+        if not self.bands or min(self.bands) < 1:
+            raise PrepareError(f"bands are 1-based band numbers, got {self.bands}")
+        if len(self.split) != 3 or min(self.split) < 0 or abs(sum(self.split) - 1) > 1e-6:
+            raise PrepareError(f"split needs 3 non-negative fractions summing to 1: {self.split}")
+        if self.block < 1:
+            raise PrepareError(f"block must be at least 1 patch, got {self.block}")
+        if not 0 <= self.max_water <= 1:
+            raise PrepareError(f"max_water must lie in [0, 1], got {self.max_water}")
+
+    @property
+    def image_format(self) -> Literal["png", "tif"]:
+        """``png`` for three bands, else ``tif``."""
+        return "png" if len(self.bands) == 3 else "tif"
+
+
+def parse_bands(text: str) -> tuple[int, ...]:
+    """``"4,3,2"`` → ``(4, 3, 2)``."""
+    try:
+        return tuple(int(t) for t in text.split(","))
+    except ValueError:
+        raise PrepareError(f"bands must be comma-separated band numbers, got {text!r}") from None
+
+
+def parse_split(text: str) -> tuple[float, float, float]:
+    """``"0.8,0.1,0.1"`` → ``(0.8, 0.1, 0.1)``."""
+    try:
+        values = tuple(float(t) for t in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise PrepareError(f"split must be three fractions train,val,test, got {text!r}")
+    return values[0], values[1], values[2]
+
+
+def parse_offset(text: str) -> int | None:
+    """``"auto"`` → ``None`` (from the tag), else the integer DN offset."""
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise PrepareError(f"offset must be 'auto' or an integer, got {text!r}") from None
+
+
+def expand_inputs(paths: Sequence[str | Path], what: str) -> list[Path]:
+    """Files given directly, plus each directory's ``.tif``/``.tiff`` files (sorted, no repeats)."""
+    if not paths:
+        raise PrepareError(f"no {what} given")
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files = sorted(
+                f for f in path.iterdir() if f.is_file() and f.suffix.lower() in RASTER_SUFFIXES
+            )
+            if not files:
+                raise DataError(path, f"no .tif or .tiff files in this {what} directory")
+            found += files
+        elif path.exists():
+            found.append(path)
+        else:
+            raise DataError(path, "no such file or directory")
+    return list(dict.fromkeys(found))
+
+
+def _inspect(
+    image_paths: Sequence[Path], label_paths: Sequence[Path], options: PrepareOptions
+) -> tuple[list[ImageryRecord], list[RasterInfo]]:
+    """Check every input before anything is written; one-line errors name the file."""
+    stems: dict[str, Path] = {}
+    for path in image_paths:
+        if path.stem in stems:
+            raise DataError(path, f"same file stem as {stems[path.stem]} (patch names clash)")
+        stems[path.stem] = path
+    labels: list[tuple[RasterInfo, CRS, Bounds]] = []
+    for path in label_paths:
+        with open_raster(path) as src:
+            if src.crs is None:
+                raise DataError(path, "label raster has no CRS")
+            labels.append((RasterInfo.of(src, path), src.crs, tuple(src.bounds)))
+    images: list[ImageryRecord] = []
+    used: set[int] = set()
+    for path in image_paths:
+        with open_raster(path) as src:
+            if src.crs is None:
+                raise DataError(path, "imagery has no CRS")
+            if max(options.bands) > src.count:
+                asked = ",".join(map(str, options.bands))
+                raise DataError(path, f"has {src.count} band(s); bands {asked} were asked for")
+            kinds = {np.dtype(src.dtypes[b - 1]).kind for b in options.bands}
+            if not kinds <= set("uif"):
+                raise DataError(path, f"cannot scale {src.dtypes[0]} imagery to 8 bits")
+            over = tuple(
+                j
+                for j, (_, crs, bounds) in enumerate(labels)
+                if overlaps(reproject_bounds(tuple(src.bounds), src.crs, crs), bounds)
+            )
+            used.update(over)
+            images.append(
+                ImageryRecord(
+                    info=RasterInfo.of(src, path),
+                    offsets=band_offsets(src, options.bands, options.offset),
+                    labels=over,
+                    rows=-(-src.height // options.patch),
+                    cols=-(-src.width // options.patch),
+                )
+            )
+    for j, (info, _, _) in enumerate(labels):
+        if j not in used:
+            raise DataError(info.path, "label raster does not overlap any imagery")
+    return images, [info for info, _, _ in labels]
+
+
+@dataclass
+class _Block:
+    names: list[str] = field(default_factory=list)
+    pixels: NDArray[np.int64] = field(
+        default_factory=lambda: np.zeros(ARAS400K.num_classes, np.int64)
+    )
+
+
+def _window(
+    src: DatasetReader,
+    labels: Sequence[DatasetReader],
+    record: ImageryRecord,
+    row: int,
+    col: int,
+    options: PrepareOptions,
+    summary: PrepareSummary,
+) -> tuple[NDArray[np.uint8], NDArray[np.uint8]] | DropReason:
+    """8-bit image and class map of one window, or why it is dropped."""
+    p = options.patch
+    if (row + 1) * p > src.height or (col + 1) * p > src.width:
+        return "edge"
+    window = Window(col * p, row * p, p, p)
+    data, valid = read_image_window(src, options.bands, window)
+    image = to_uint8(data, record.offsets)
+    if not image.any():
+        return "image_black"
+    if not valid.all():
+        return "image_nodata"
+    codes = warp_labels(labels, src.crs, src.window_transform(window), (p, p))
+    classes = CODE_TO_CLASS[codes]
+    unknown = classes == UNKNOWN_MARK
+    if unknown.any():
+        values, counts = np.unique(codes[unknown], return_counts=True)
+        summary.unknown_codes.update(dict(zip(values.tolist(), counts.tolist(), strict=True)))
+    if (classes == OUTSIDE_MARK).any():
+        return "label_outside"
+    if (classes == NODATA_MARK).any():
+        return "label_nodata"
+    if unknown.any():
+        return "label_unknown"
+    if np.count_nonzero(classes == WATER) > options.max_water * classes.size:
+        return "mostly_water"
+    return image, classes
+
+
+def _write_patch(
+    staging: Path,
+    name: str,
+    image: NDArray[np.uint8],
+    classes: NDArray[np.uint8],
+    src: DatasetReader,
+    window: Window,
+) -> None:
+    if image.shape[0] == 3:
+        write_png(staging / "images" / f"{name}.png", np.moveaxis(image, 0, -1))
+    else:
+        with rasterio.open(
+            staging / "images" / f"{name}.tif",
+            "w",
+            driver="GTiff",
+            width=image.shape[2],
+            height=image.shape[1],
+            count=image.shape[0],
+            dtype="uint8",
+            crs=src.crs,
+            transform=src.window_transform(window),
+            compress="deflate",
+        ) as dst:
+            dst.write(image)
+    write_png(staging / "masks" / f"{name}.png", ARAS400K.labels_to_rgb(classes), zlib.Z_RLE)
+
+
+def _cut(
+    records: Sequence[ImageryRecord],
+    label_paths: Sequence[Path],
+    staging: Path,
+    summary: PrepareSummary,
+    progress: Progress | None,
+) -> dict[BlockKey, _Block]:
+    """Look at every window of every tile; stage the kept patches and group them in blocks."""
+    options = summary.options
+    blocks: dict[BlockKey, _Block] = {}
+    done = 0
+    for record in records:
+        with ExitStack() as stack:
+            src = stack.enter_context(open_raster(record.info.path))
+            srcs = [stack.enter_context(open_raster(label_paths[j])) for j in record.labels]
+            for row, col in itertools.product(range(record.rows), range(record.cols)):
+                result = _window(src, srcs, record, row, col, options, summary)
+                if isinstance(result, str):
+                    summary.dropped[result] += 1
+                else:
+                    image, classes = result
+                    stem = record.info.path.stem
+                    name = f"{stem}_r{row}_c{col}"
+                    window = Window(col * options.patch, row * options.patch, *classes.shape[::-1])
+                    _write_patch(staging, name, image, classes, src, window)
+                    block = blocks.setdefault(block_of(stem, row, col, options.block), _Block())
+                    block.names.append(name)
+                    block.pixels += np.bincount(classes.ravel(), minlength=ARAS400K.num_classes)
+                done += 1
+                if progress is not None:
+                    progress(done, summary.windows)
+    return blocks
+
+
+def prepare_dataset(
+    imagery: Sequence[str | Path],
+    labels: Sequence[str | Path],
+    out: str | Path,
+    options: PrepareOptions | None = None,
+    progress: Progress | None = None,
+) -> PrepareSummary:
+    """Cut imagery tiles and WorldCover labels into an ARAS400k-layout dataset under ``out``.
+
+    Args:
+        imagery: Sentinel-2 GeoTIFF tiles, or directories of them (``.tif``/``.tiff``).
+        labels: ESA WorldCover GeoTIFF maps (band 1), or directories of them.
+        out: Dataset root; must not exist yet or be empty.
+        options: Patch size, bands, split, seed, block size, DN offset, water limit.
+        progress: Optional ``progress(done, total)`` callback over windows.
+
+    Returns:
+        Counts written per split and dropped per reason, class pixels, and the inputs; the same
+        is written to ``out/prepare.json``.
+
+    Raises:
+        DataError: On bad input (unreadable raster, imagery without CRS, too few bands, a label
+            raster over no imagery, a non-empty ``out``), before anything is written; the
+            message is one line naming the file.
+    """
+    options = options or PrepareOptions()
+    image_paths = expand_inputs(imagery, "imagery")
+    label_paths = expand_inputs(labels, "labels")
+    root = Path(out)
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise DataError(root, "output exists and is not an empty directory")
+    records, label_infos = _inspect(image_paths, label_paths, options)
+    summary = PrepareSummary(out=root, options=options, imagery=records, labels=label_infos)
+    summary.windows = sum(r.rows * r.cols for r in records)
+    staging = root / ".staging"
+    for sub in ("images", "masks"):
+        (staging / sub).mkdir(parents=True, exist_ok=True)
+    try:
+        blocks = _cut(records, label_paths, staging, summary, progress)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)  # leave ``out`` as it was: new or empty
+        raise
+    _distribute(root, staging, blocks, summary)
+    summary.json_path.write_text(json.dumps(summary.to_dict(), indent=2) + "\n")
+    return summary
+
+
+def _distribute(
+    root: Path, staging: Path, blocks: Mapping[BlockKey, _Block], summary: PrepareSummary
+) -> None:
+    """Move the staged patches into their split's folders; fill the split counts."""
+    options = summary.options
+    ext = options.image_format
+    for split in SPLITS:
+        for sub in ("images", "masks"):
+            (root / split / sub).mkdir(parents=True, exist_ok=True)
+    sizes = {key: len(b.names) for key, b in blocks.items()}
+    for key, split in assign_splits(sizes, options.split, options.seed).items():
+        for name in blocks[key].names:
+            os.replace(
+                staging / "images" / f"{name}.{ext}", root / split / "images" / f"{name}.{ext}"
+            )
+            os.replace(staging / "masks" / f"{name}.png", root / split / "masks" / f"{name}.png")
+        summary.written[split] += sizes[key]
+        summary.class_pixels[split] += blocks[key].pixels
+    for sub in ("images", "masks"):
+        (staging / sub).rmdir()
+    staging.rmdir()

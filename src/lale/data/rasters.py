@@ -1,0 +1,257 @@
+"""Windowed raster reading for dataset preparation: opening, 8-bit scaling, label warping.
+
+Everything here works on one window at a time, so memory does not grow with the scene:
+:func:`read_image_window` reads the selected bands of one imagery window (and its validity mask),
+and :func:`warp_labels` reads, from each label raster, only the pixels around that window's
+footprint and warps them (nearest neighbour) onto the window's own grid, whatever the label
+rasters' CRS and resolution.
+
+**8-bit scaling** follows ESA's Sentinel-2 true-colour (TCI) rule, reflectance 0–0.2 → 0–255:
+
+- ``uint8`` values pass through unchanged;
+- other integer types are Level-2A digital numbers, ``reflectance = (DN + offset) / 10000``, where
+  ``offset`` is ``BOA_ADD_OFFSET`` (−1000 from processing baseline 04.00 on, 0 before);
+- floating-point values are taken as reflectance;
+
+then ``clip(rint(reflectance / 0.2 * 255), 0, 255)``, rounding half to even (``numpy.rint``).
+For integer DNs this is computed exactly as ``(DN + offset) * 255 / 2000``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from affine import Affine
+from numpy.typing import NDArray
+from rasterio.crs import CRS
+from rasterio.enums import MaskFlags, Resampling
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.io import DatasetReader
+from rasterio.transform import array_bounds
+from rasterio.warp import reproject, transform_bounds
+from rasterio.windows import Window
+
+from lale.data.errors import DataError
+
+Bounds = tuple[float, float, float, float]
+"""``(left, bottom, right, top)`` in some CRS."""
+
+QUANTIFICATION = 10_000
+"""Sentinel-2 L2A quantification value: reflectance = (DN + offset) / 10000."""
+REFLECTANCE_MAX = 0.2
+"""Reflectance drawn as 255 (ESA's TCI rule)."""
+OFFSET_TAG = "BOA_ADD_OFFSET"
+"""Band or dataset tag read for the DN offset when it is not given."""
+
+OUTSIDE = 65535
+"""Warped label value of pixels that no label raster covers."""
+INVALID = 65534
+"""Warped label value of raster values that cannot be a code (negative, too large, fractional)."""
+
+
+class PrepareError(ValueError):
+    """Invalid preparation options (bad input files raise :class:`~lale.data.errors.DataError`)."""
+
+
+def open_raster(path: Path) -> DatasetReader:
+    """Open ``path`` for reading, or raise :class:`~lale.data.errors.DataError` naming it."""
+    try:
+        with warnings.catch_warnings():  # a missing CRS is reported by the caller
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            return rasterio.open(path)
+    except (RasterioError, OSError) as err:
+        raise DataError(path, f"unreadable raster ({err})") from None
+
+
+def band_offsets(src: DatasetReader, bands: Sequence[int], offset: int | None) -> tuple[int, ...]:
+    """DN offset of each selected band: ``offset`` if given, else the ``BOA_ADD_OFFSET`` tag.
+
+    The tag is looked up on the band, then on the dataset; without one the offset is 0. Offsets
+    only apply to integer (digital number) imagery, never to ``uint8`` or float rasters.
+    """
+    if offset is not None:
+        return tuple(offset for _ in bands)
+    found: list[int] = []
+    for band in bands:
+        tag = src.tags(band).get(OFFSET_TAG, src.tags().get(OFFSET_TAG))
+        try:
+            found.append(0 if tag is None else round(float(tag)))
+        except ValueError:
+            raise DataError(src.name, f"{OFFSET_TAG} tag {tag!r} is not a number") from None
+    return tuple(found)
+
+
+def to_uint8(data: NDArray[np.generic], offsets: Sequence[int]) -> NDArray[np.uint8]:
+    """8-bit image of ``bands×H×W`` raster values by the TCI rule (see the module docstring).
+
+    Args:
+        data: Raster values, one plane per band.
+        offsets: DN offset per band (used for integer types other than ``uint8`` only).
+    """
+    if data.dtype == np.uint8:
+        return np.asarray(data, dtype=np.uint8)
+    if np.issubdtype(data.dtype, np.integer):
+        off = np.asarray(offsets, dtype=np.float64).reshape(-1, 1, 1)
+        # (DN + offset) / 10000 / 0.2 * 255, with exact halves: (DN + offset) * 255 is an integer.
+        scaled = (data.astype(np.float64) + off) * 255 / (QUANTIFICATION * REFLECTANCE_MAX)
+    elif np.issubdtype(data.dtype, np.floating):
+        scaled = np.nan_to_num(data.astype(np.float64) / REFLECTANCE_MAX * 255, nan=0.0)
+    else:
+        raise TypeError(f"cannot scale {data.dtype} imagery to 8 bits")
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def read_image_window(
+    src: DatasetReader, bands: Sequence[int], window: Window
+) -> tuple[NDArray[np.generic], NDArray[np.bool_]]:
+    """Raw values (``bands×H×W``) of one window, and where every selected band is valid.
+
+    Validity follows the raster's own masks (nodata value, internal mask or alpha band); NaN is
+    invalid in float rasters.
+    """
+    data = src.read(list(bands), window=window)
+    valid = np.ones(data.shape[1:], dtype=bool)
+    flags = src.mask_flag_enums
+    if any(flags[b - 1] != [MaskFlags.all_valid] for b in bands):
+        valid &= (src.read_masks(list(bands), window=window) > 0).all(axis=0)
+    if np.issubdtype(data.dtype, np.floating):
+        valid &= np.isfinite(data).all(axis=0)
+    return data, valid
+
+
+def reproject_bounds(bounds: Bounds, src_crs: CRS, dst_crs: CRS) -> Bounds | None:
+    """``bounds`` (in ``src_crs``) as bounds in ``dst_crs``; ``None`` if not computable there."""
+    if src_crs != dst_crs:
+        try:
+            bounds = transform_bounds(src_crs, dst_crs, *bounds, densify_pts=21)
+        except RasterioError:
+            return None
+    return bounds if all(math.isfinite(v) for v in bounds) else None
+
+
+def overlaps(a: Bounds | None, b: Bounds | None) -> bool:
+    """Whether two bounding boxes (same CRS) share some area."""
+    if a is None or b is None:
+        return False
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _source_window(src: DatasetReader, crs: CRS, bounds: Bounds) -> Window | None:
+    """Window of ``src`` covering ``bounds`` (in ``crs``) with a one-pixel margin, or ``None``."""
+    found = reproject_bounds(bounds, crs, src.crs)
+    if found is None:
+        return None
+    left, bottom, right, top = found
+    cols, rows = ~src.transform * (
+        np.array([left, right, left, right]),
+        np.array([bottom, bottom, top, top]),
+    )
+    c0 = max(math.floor(float(np.min(cols))) - 1, 0)
+    c1 = min(math.ceil(float(np.max(cols))) + 1, src.width)
+    r0 = max(math.floor(float(np.min(rows))) - 1, 0)
+    r1 = min(math.ceil(float(np.max(rows))) + 1, src.height)
+    if c0 >= c1 or r0 >= r1:
+        return None
+    return Window(c0, r0, c1 - c0, r1 - r0)
+
+
+def _as_codes(values: NDArray[np.generic], nodata: float | None) -> NDArray[np.uint16]:
+    """Label raster values as ``uint16`` codes: declared nodata → 0, impossible codes → INVALID."""
+    if values.dtype in (np.uint8, np.uint16):
+        codes = values.astype(np.uint16)
+        codes[codes >= INVALID] = INVALID
+    else:
+        v = values.astype(np.float64)
+        ok = np.isfinite(v) & (v >= 0) & (v < INVALID) & (v == np.floor(v))
+        codes = np.where(ok, v, INVALID).astype(np.uint16)
+    if nodata is not None:
+        codes[np.isnan(values) if math.isnan(nodata) else values == nodata] = 0
+    return codes
+
+
+def warp_labels(
+    sources: Sequence[DatasetReader], crs: CRS, transform: Affine, shape: tuple[int, int]
+) -> NDArray[np.uint16]:
+    """Label codes on a window's grid (nearest neighbour), from every raster that covers it.
+
+    Only each source's pixels around the window's footprint are read. Where sources overlap, a
+    code other than 0 (no data) wins over 0, and an earlier source wins over a later one.
+
+    Args:
+        sources: Open single-band label rasters (band 1 is used), any CRS and resolution.
+        crs: CRS of the target grid.
+        transform: Affine transform of the target grid.
+        shape: ``(height, width)`` of the target grid.
+
+    Returns:
+        ``uint16`` codes; 0 where a source has no data (code 0 or its declared nodata),
+        :data:`OUTSIDE` where no source covers the pixel, :data:`INVALID` for impossible values.
+    """
+    out = np.full(shape, OUTSIDE, dtype=np.uint16)
+    bounds: Bounds = array_bounds(shape[0], shape[1], transform)
+    for src in sources:
+        window = _source_window(src, crs, bounds)
+        if window is None:
+            continue
+        codes = _as_codes(src.read(1, window=window), src.nodata)
+        warped = np.full(shape, OUTSIDE, dtype=np.uint16)
+        reproject(
+            codes,
+            warped,
+            src_transform=src.window_transform(window),
+            src_crs=src.crs,
+            src_nodata=OUTSIDE,  # never a code: 0 is warped as a value, not skipped
+            dst_transform=transform,
+            dst_crs=crs,
+            dst_nodata=OUTSIDE,
+            init_dest_nodata=False,
+            resampling=Resampling.nearest,
+        )
+        take = (warped != OUTSIDE) & ((out == OUTSIDE) | ((out == 0) & (warped != 0)))
+        out[take] = warped[take]
+    return out
+
+
+@dataclass(frozen=True)
+class RasterInfo:
+    """What the preparation records about one input raster.
+
+    Attributes:
+        path: The file.
+        crs: Its CRS as a string (EPSG code where there is one).
+        width: Width in pixels.
+        height: Height in pixels.
+        count: Number of bands.
+        dtype: Data type of band 1.
+        resolution: Pixel size ``(x, y)`` in CRS units.
+    """
+
+    path: Path
+    crs: str
+    width: int
+    height: int
+    count: int
+    dtype: str
+    resolution: tuple[float, float]
+
+    @classmethod
+    def of(cls, src: DatasetReader, path: Path) -> RasterInfo:
+        """Info of an open raster."""
+        crs = src.crs
+        epsg = crs.to_epsg() if crs is not None else None
+        name = f"EPSG:{epsg}" if epsg is not None else (crs.to_string() if crs else "none")
+        return cls(
+            path=path,
+            crs=name,
+            width=src.width,
+            height=src.height,
+            count=src.count,
+            dtype=src.dtypes[0],
+            resolution=(float(src.res[0]), float(src.res[1])),
+        )
