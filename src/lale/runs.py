@@ -1,0 +1,441 @@
+"""Run directories: the weights and the configuration that rebuild a trained model.
+
+A run directory holds (DESIGN.md §8)::
+
+    RUN/
+      model.safetensors   fp32 weights, safetensors (no pickle)
+      config.json         RunConfig: model name and kwargs, classes, bands, normalisation, …
+
+plus whatever the trainer keeps to resume (its checkpoints are never read here). Both files are
+written atomically — to a temporary file in the same folder, flushed and fsync'ed, then renamed
+over the old one — so a crash leaves the previous version intact. Loading parses JSON and
+safetensors only; nothing is unpickled. Bad input raises :class:`RunError`, one line naming the
+file at fault.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import safetensors.torch
+import torch
+from safetensors import SafetensorError
+from torch import nn
+
+if TYPE_CHECKING:
+    from lale.data.schema import ClassSchema
+
+__all__ = [
+    "CONFIG_NAME",
+    "CONFIG_VERSION",
+    "WEIGHTS_NAME",
+    "RunConfig",
+    "RunError",
+    "load_config",
+    "load_run",
+    "load_weights",
+    "save_config",
+    "save_run",
+    "save_weights",
+    "write_json_atomic",
+]
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+CONFIG_VERSION = 1
+"""Version of the ``config.json`` format; a newer file is refused rather than misread."""
+_FORMAT = "lale.run"
+_CHUNK = 1 << 20
+
+
+class RunError(ValueError):
+    """A run directory or one of its files is missing or invalid.
+
+    ``str(error)`` is one line, ``"<file>: <what is wrong>"``; the file is kept in :attr:`path`.
+
+    Args:
+        path: The file or folder at fault.
+        problem: What is wrong with it; newlines are folded into spaces.
+    """
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path = Path(path)
+        self.problem = " ".join(str(problem).split())
+        super().__init__(f"{self.path}: {self.problem}")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _versions() -> dict[str, str | None]:
+    from lale.profiling.environment import package_versions
+
+    versions = package_versions()
+    for dist in ("lightning", "torchmetrics"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    return versions
+
+
+def _jsonable(value: Any) -> Any:
+    """Tuples as lists, recursively, so a config compares equal to its JSON round trip."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+@dataclass
+class RunConfig:
+    """Everything needed to rebuild a trained model and feed it the right input.
+
+    Attributes:
+        model: Registry name, e.g. ``"lale_t"`` or ``"upernet:efficientnet-b0"``.
+        num_classes: Output classes.
+        in_channels: Input bands.
+        model_kwargs: The builder's full keyword arguments (``registry.model_kwargs`` output),
+            so the run does not depend on later changes of a variant's defaults.
+        class_schema: The class schema as ``ClassSchema.to_dict()``.
+        bands: 1-based bands of the source images fed to the model, in order; ``None`` = all.
+        band_names: Optional names of the input channels, in order.
+        mean: Per-channel normalisation mean (after scaling samples to 0..1 or reflectance).
+        std: Per-channel normalisation standard deviation.
+        input_size: Training patch size ``[height, width]``.
+        recipe: Training recipe (optimiser, lr, batch, epochs, loss, class weights, …).
+        seed: Random seed of the run.
+        versions: Library versions that produced the run.
+        created: ISO-8601 UTC time the config was made.
+    """
+
+    model: str
+    num_classes: int
+    in_channels: int
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    class_schema: dict[str, Any] = field(default_factory=dict)
+    bands: list[int] | None = None
+    band_names: list[str] | None = None
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    input_size: list[int] | None = None
+    recipe: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+    versions: dict[str, str | None] = field(default_factory=_versions)
+    created: str = field(default_factory=_now)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, str) or not self.model:
+            raise ValueError(f"model must be a registry name, got {self.model!r}")
+        for key in ("num_classes", "in_channels"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{key} must be a positive integer, got {value!r}")
+        for key in ("model_kwargs", "class_schema", "recipe", "versions"):
+            if not isinstance(getattr(self, key), Mapping):
+                raise ValueError(f"{key} must be a JSON object, got {getattr(self, key)!r}")
+        for key in ("mean", "std"):
+            stat = getattr(self, key)
+            if stat is not None and len(stat) != self.in_channels:
+                raise ValueError(f"{key} has {len(stat)} values for {self.in_channels} channels")
+        if self.input_size is not None and len(self.input_size) != 2:
+            raise ValueError(f"input_size must be [height, width], got {self.input_size}")
+        # Normalise to the JSON shapes, so a config equals its reloaded copy.
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, _jsonable(getattr(self, f.name)))
+
+    @classmethod
+    def from_schema(
+        cls,
+        model: str,
+        schema: ClassSchema,
+        *,
+        model_overrides: Mapping[str, Any] | None = None,
+        input_size: Sequence[int] | None = None,
+        recipe: Mapping[str, Any] | None = None,
+        seed: int | None = None,
+    ) -> RunConfig:
+        """A config whose classes, bands and normalisation come from a class schema.
+
+        Args:
+            model: Registry name.
+            schema: The dataset's :class:`~lale.data.schema.ClassSchema`.
+            model_overrides: Keyword arguments over the variant's defaults; the resolved full
+                set is stored.
+            input_size: Training patch size ``(height, width)``.
+            recipe: Training recipe to record.
+            seed: Random seed to record.
+
+        Raises:
+            UnknownModelError: ``model`` is not registered.
+            ValueError: The schema has no normalisation for its band count.
+        """
+        from lale.models.registry import model_kwargs
+
+        image = schema.image
+        mean, std = image.normalization()
+        return cls(
+            model=model,
+            num_classes=schema.num_classes,
+            in_channels=image.channels,
+            model_kwargs=model_kwargs(model, **dict(model_overrides or {})),
+            class_schema=schema.to_dict(),
+            bands=None if image.bands is None else list(image.bands),
+            band_names=None if image.band_names is None else list(image.band_names),
+            mean=list(mean),
+            std=list(std),
+            input_size=None if input_size is None else list(input_size),
+            recipe=dict(recipe or {}),
+            seed=seed,
+        )
+
+    def schema(self) -> ClassSchema:
+        """The stored class schema as a :class:`~lale.data.schema.ClassSchema`."""
+        from lale.data.schema import ClassSchema
+
+        return ClassSchema.from_dict(self.class_schema)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary with the format name and version first."""
+        return {"format": _FORMAT, "version": CONFIG_VERSION, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            ValueError: Not a run config, a newer version, unknown or missing keys, bad values.
+        """
+        if data.get("format") != _FORMAT:
+            raise ValueError(f"not a lale run config (format {data.get('format')!r})")
+        version = data.get("version")
+        if not isinstance(version, int) or version < 1:
+            raise ValueError(f"invalid config version {version!r}")
+        if version > CONFIG_VERSION:
+            raise ValueError(
+                f"config version {version} is newer than this lale reads ({CONFIG_VERSION}); "
+                "upgrade lale"
+            )
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        body = {k: v for k, v in data.items() if k not in ("format", "version")}
+        if extra := sorted(set(body) - set(fields)):
+            raise ValueError(f"unknown config keys {extra}")
+        required = [
+            name
+            for name, f in fields.items()
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        ]
+        if missing := [k for k in required if k not in body]:
+            raise ValueError(f"missing config keys {missing}")
+        return cls(**body)
+
+
+def _write_chunks(fh: IO[bytes], data: bytes) -> None:
+    for start in range(0, len(data), _CHUNK):
+        fh.write(data[start : start + _CHUNK])
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` by ``data`` all at once: temp file, fsync, ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            _write_chunks(fh, data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if os.name == "posix":  # make the rename itself durable
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> None:
+    """Write ``obj`` as indented UTF-8 JSON to ``path``, atomically.
+
+    Raises:
+        ValueError: ``obj`` holds NaN/inf (not valid JSON; use ``None``).
+        TypeError: ``obj`` holds something JSON cannot represent.
+    """
+    text = json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    _write_bytes_atomic(Path(path), text.encode("utf-8"))
+
+
+def _fp32_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """CPU copies of the state dict, floats as fp32; tied tensors stored once."""
+    state: dict[str, torch.Tensor] = {}
+    seen: set[tuple[Any, ...]] = set()
+    for name, tensor in model.state_dict().items():
+        key = (
+            tensor.device,
+            tensor.untyped_storage().data_ptr(),
+            tensor.storage_offset(),
+            tuple(tensor.shape),
+            tuple(tensor.stride()),
+        )
+        if tensor.numel() and key in seen:
+            continue  # an alias (tied weights); load_weights restores it through the model
+        seen.add(key)
+        t = tensor.detach().to("cpu", torch.float32 if tensor.is_floating_point() else None)
+        state[name] = t.contiguous().clone()
+    return state
+
+
+def save_weights(model: nn.Module, path: str | Path) -> None:
+    """Write the model's state as fp32 safetensors to ``path``, atomically."""
+    data = safetensors.torch.save(_fp32_state(model), metadata={"format": "pt"})
+    _write_bytes_atomic(Path(path), data)
+
+
+def _brief(names: Sequence[str], limit: int = 3) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
+    """Load a safetensors file into ``model`` (in place) after checking it fits.
+
+    Raises:
+        RunError: The file is missing or unreadable, or its tensors do not match the model's
+            (missing or unexpected names, or other shapes; the first few are listed).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise RunError(path, "weights file not found")
+    try:
+        state = safetensors.torch.load_file(path, device="cpu")
+    except (SafetensorError, OSError, ValueError) as err:
+        raise RunError(path, f"not a readable safetensors file ({err})") from err
+    expected = model.state_dict()
+    # A name absent from the file is fine if it is a tied alias of a loaded tensor.
+    loaded = {expected[k].untyped_storage().data_ptr() for k in state if k in expected}
+    missing = [
+        k
+        for k, t in expected.items()
+        if k not in state and not (t.numel() and t.untyped_storage().data_ptr() in loaded)
+    ]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [
+        f"{k} {tuple(v.shape)} vs {tuple(expected[k].shape)}"
+        for k, v in state.items()
+        if k in expected and v.shape != expected[k].shape
+    ]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing ({_brief(missing)})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected ({_brief(unexpected)})")
+    if shapes:
+        problems.append(f"{len(shapes)} of another shape ({_brief(shapes)})")
+    if problems:
+        raise RunError(path, "weights do not match the architecture: " + "; ".join(problems))
+    model.load_state_dict(state, strict=False)
+    return model
+
+
+def save_config(path: str | Path, config: RunConfig) -> None:
+    """Write ``config`` as JSON to ``path``, atomically."""
+    write_json_atomic(path, config.to_dict())
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read a ``config.json`` (plain JSON; nothing is executed or unpickled).
+
+    Raises:
+        RunError: The file is missing, not JSON, or not a valid config of a known version.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise RunError(path, "config file not found")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as err:
+        raise RunError(path, f"cannot read ({err})") from err
+    except json.JSONDecodeError as err:
+        raise RunError(path, f"invalid JSON ({err})") from err
+    if not isinstance(data, dict):
+        raise RunError(path, f"expected a JSON object, got {type(data).__name__}")
+    try:
+        return RunConfig.from_dict(data)
+    except (ValueError, TypeError) as err:
+        raise RunError(path, str(err)) from err
+
+
+def save_run(run_dir: str | Path, model: nn.Module, config: RunConfig) -> Path:
+    """Write ``model.safetensors`` and ``config.json`` into ``run_dir`` (created if needed).
+
+    Weights are written first, so a ``config.json`` never describes weights that are not there.
+
+    Returns:
+        The run directory.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_weights(model, run_dir / WEIGHTS_NAME)
+    save_config(run_dir / CONFIG_NAME, config)
+    return run_dir
+
+
+def load_run(
+    run_dir: str | Path, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, RunConfig]:
+    """Rebuild a model from a run directory and load its weights.
+
+    Args:
+        run_dir: Folder holding ``config.json`` and ``model.safetensors``.
+        device: Where to put the model.
+
+    Returns:
+        ``(model, config)``, the model in eval mode.
+
+    Raises:
+        RunError: Missing folder or files, invalid config, unknown model name or arguments,
+            or weights that do not match the architecture; the message names the file.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunError(run_dir, "run directory not found")
+    config_path = run_dir / CONFIG_NAME
+    config = load_config(config_path)
+    weights_path = run_dir / WEIGHTS_NAME
+    if not weights_path.is_file():
+        raise RunError(weights_path, "weights file not found")
+    from lale.models.registry import create_model
+
+    try:
+        model = create_model(
+            config.model, config.num_classes, config.in_channels, **config.model_kwargs
+        )
+    except (ValueError, TypeError) as err:
+        raise RunError(config_path, f"cannot build model {config.model!r} ({err})") from err
+    except ImportError as err:
+        raise RunError(
+            config_path, f"model {config.model!r} needs a missing package ({err})"
+        ) from err
+    load_weights(model, weights_path)
+    return model.to(device).eval(), config
