@@ -1,0 +1,213 @@
+"""``lale train`` and ``lale evaluate``: thin commands over :mod:`lale.training`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from lale.data.errors import DataError
+from lale.models.registry import UnknownModelError
+from lale.runs import RunError
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _model_args(items: list[str] | None) -> dict[str, Any]:
+    """``key=value`` pairs; values are JSON (numbers, lists, strings) or plain strings."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise _fail(f"--model-arg expects key=value, got {item!r}")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+def _weights(value: str | None) -> tuple[str | None, tuple[float, ...] | None]:
+    if value is None or value == "auto":
+        return value, None
+    try:
+        return None, tuple(float(v) for v in value.split(","))
+    except ValueError:
+        message = f"--class-weights expects 'auto' or comma-separated numbers, got {value!r}"
+        raise _fail(message) from None
+
+
+def _quiet_lightning() -> None:
+    """Keep the terminal to lale's own output: Lightning's banners and tips go to the log."""
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated")
+
+
+def _summary(console: Console, result: Any) -> None:
+    from lale.training.metrics import scores_table
+
+    if result.best_score is not None:
+        console.print(
+            f"best validation macro-F1 {result.best_score:.2%} at epoch {result.best_epoch} "
+            f"({result.epochs_run} epochs run{', stopped early' if result.stopped_early else ''})"
+        )
+    if result.test_scores is not None:
+        console.print(scores_table(result.test_scores, title="test split"))
+    console.print(f"run directory: {escape(str(result.run_dir))}")
+
+
+def train_command(
+    data: Annotated[
+        Path | None, typer.Option(help="Dataset root ({split}/{images,masks}).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Run directory to create.")] = None,
+    model: Annotated[str, typer.Option(help="Registered model name (lale models).")] = "lale_t",
+    resume: Annotated[
+        Path | None, typer.Option(help="Continue this run directory where it stopped.")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Maximum epochs [20].")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Samples per step and device.")] = 24,
+    lr: Annotated[float, typer.Option(min=0.0, help="AdamW learning rate.")] = 1e-3,
+    loss: Annotated[Literal["dice", "ce", "dice+ce"], typer.Option(help="Loss.")] = "dice",
+    class_weights: Annotated[
+        str | None, typer.Option(help="'auto' (from the training masks) or w0,w1,...")
+    ] = None,
+    crop_size: Annotated[int, typer.Option(min=32, help="Training crop side.")] = 256,
+    early_stopping: Annotated[int, typer.Option(min=0, help="Patience; 0 disables.")] = 5,
+    seed: Annotated[int, typer.Option(min=0, help="Run seed.")] = 0,
+    schema: Annotated[
+        str | None, typer.Option(help="Class schema: aras400k, worldcover or a JSON file.")
+    ] = None,
+    init: Annotated[
+        Path | None, typer.Option(help="Initialise from this run directory (fine-tuning).")
+    ] = None,
+    model_arg: Annotated[
+        list[str] | None, typer.Option(help="Model option key=value (repeatable).")
+    ] = None,
+    precision: Annotated[
+        str | None, typer.Option(help="Lightning precision [bf16-mixed on GPU, else 32-true].")
+    ] = None,
+    accelerator: Annotated[str, typer.Option(help="auto, cpu or gpu.")] = "auto",
+    devices: Annotated[str, typer.Option(help="Devices per node (number or 'auto').")] = "1",
+    num_nodes: Annotated[int, typer.Option(min=1, help="Nodes.")] = 1,
+    strategy: Annotated[str, typer.Option(help="auto, ddp, ...")] = "auto",
+    workers: Annotated[int, typer.Option(min=0, help="Data-loader workers.")] = 0,
+    checkpoint_every: Annotated[
+        int, typer.Option(min=0, help="Save resumable state every N steps (and each epoch).")
+    ] = 50,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Unknown mask colours are errors.")
+    ] = False,
+    max_steps: Annotated[int, typer.Option(help="Stop after N steps (-1: no limit).")] = -1,
+    progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
+) -> None:
+    """Train a model on an ARAS400k-layout dataset (the ARAS400k recipe by default)."""
+    from lale.training.module import Recipe
+    from lale.training.run import TrainingError, TrainOptions, train
+    from lale.training.run import resume as resume_run
+
+    _quiet_lightning()
+    console = Console()
+    hardware: dict[str, Any] = {
+        "workers": workers,
+        "accelerator": accelerator,
+        "devices": int(devices) if devices.isdigit() else devices,
+        "num_nodes": num_nodes,
+        "strategy": strategy,
+        "progress": progress,
+        "max_steps": max_steps,
+    }
+    try:
+        if resume is not None:
+            result = resume_run(resume, epochs, hardware, say=console.print)
+        else:
+            if data is None or out is None:
+                raise _fail("give --data and --out (or --resume RUN_DIR)")
+            auto, weights = _weights(class_weights)
+            recipe = Recipe(
+                lr=lr,
+                batch_size=batch_size,
+                epochs=epochs or 20,
+                loss=loss,
+                class_weights=weights,
+                crop_size=crop_size,
+                early_stopping=early_stopping,
+            )
+            options = TrainOptions(
+                data=data,
+                out=out,
+                model=model,
+                model_kwargs=_model_args(model_arg),
+                schema=schema,
+                recipe=recipe,
+                class_weights=auto,
+                seed=seed,
+                precision=precision,
+                checkpoint_every=checkpoint_every,
+                init=init,
+                strict=strict,
+                **hardware,
+            )
+            result = train(options, say=console.print)
+    except (TrainingError, RunError, DataError, UnknownModelError) as err:
+        raise _fail(str(err), 1) from None
+    _summary(console, result)
+
+
+def evaluate_command(
+    run: Annotated[Path, typer.Option(help="Run directory (config.json + model.safetensors).")],
+    data: Annotated[Path, typer.Option(help="Dataset root ({split}/{images,masks}).")],
+    split: Annotated[str, typer.Option(help="Split folder to score.")] = "test",
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per forward pass.")] = 8,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    workers: Annotated[int, typer.Option(min=0, help="Data-loader workers.")] = 0,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write scores here [RUN/eval_SPLIT.json].")
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Unknown mask colours are errors.")
+    ] = False,
+) -> None:
+    """Score a trained run on a split: OA, per-class and macro F1 / IoU / precision / recall."""
+    from rich.progress import Progress
+
+    from lale.runs import write_json_atomic
+    from lale.training.evaluate import evaluate_run
+    from lale.training.metrics import scores_table
+
+    console = Console()
+    try:
+        with Progress(console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task(f"evaluating {split}", total=None)
+            scores = evaluate_run(
+                run,
+                data,
+                split,
+                batch_size=batch_size,
+                device=device,
+                workers=workers,
+                strict=strict,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    except (RunError, DataError) as err:
+        raise _fail(str(err), 1) from None
+    console.print(scores_table(scores, title=f"{scores['model']} on {escape(str(data))} / {split}"))
+    target = json_path or run / f"eval_{split}.json"
+    write_json_atomic(target, scores)
+    console.print(f"wrote {escape(str(target))}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the training commands to the ``lale`` app."""
+    app.command("train")(train_command)
+    app.command("evaluate")(evaluate_command)

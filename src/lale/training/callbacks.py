@@ -1,0 +1,125 @@
+"""Callbacks that keep a run directory complete and consistent whatever happens.
+
+* :class:`ResumeCheckpoint` writes ``checkpoints/last.ckpt`` (the trainer's whole state) every
+  few steps and after each validation. Lightning writes local checkpoints through an fsspec
+  transaction (a temporary file renamed into place), so a crash leaves the previous one intact.
+* :class:`BestWeights` writes ``model.safetensors`` whenever validation macro-F1 improves.
+* :class:`EpochTable` rewrites ``metrics.csv`` after each epoch from rows kept in its own state,
+  which travels with the checkpoint: after a resume the table continues without gaps or
+  duplicate epochs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from lale.runs import _write_bytes_atomic, save_weights
+from lale.training.module import MONITOR
+
+CHECKPOINT = Path("checkpoints") / "last.ckpt"
+WEIGHTS = "model.safetensors"
+METRICS_CSV = "metrics.csv"
+
+
+class ResumeCheckpoint(L.Callback):
+    """Save the trainer's resumable state to ``run_dir/checkpoints/last.ckpt``.
+
+    Args:
+        run_dir: The run directory.
+        every_n_steps: Also save every this many optimizer steps (0: only after validation).
+    """
+
+    def __init__(self, run_dir: Path, every_n_steps: int = 50) -> None:
+        self.path = run_dir / CHECKPOINT
+        self.every_n_steps = every_n_steps
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any
+    ) -> None:
+        if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:
+            trainer.save_checkpoint(self.path, weights_only=False)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            trainer.save_checkpoint(self.path, weights_only=False)
+
+
+def _value(metrics: dict[str, Any], key: str) -> float | None:
+    value = metrics.get(key)
+    if value is None:
+        return None
+    value = float(value.item() if isinstance(value, torch.Tensor) else value)
+    return value if math.isfinite(value) else None
+
+
+class BestWeights(L.Callback):
+    """Write the weights of the best validation epoch (by macro-F1) to ``model.safetensors``."""
+
+    def __init__(self, run_dir: Path, monitor: str = MONITOR) -> None:
+        self.path = run_dir / WEIGHTS
+        self.monitor = monitor
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        score = _value(trainer.callback_metrics, self.monitor)
+        if score is None or (self.best is not None and score <= self.best):
+            return
+        self.best, self.best_epoch = score, trainer.current_epoch
+        if trainer.is_global_zero:
+            save_weights(pl_module.net, self.path)  # type: ignore[arg-type]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "best_epoch": self.best_epoch}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.best, self.best_epoch = state_dict["best"], state_dict["best_epoch"]
+
+
+class EpochTable(L.Callback):
+    """One row per epoch in ``metrics.csv``: losses, learning rate and validation scores."""
+
+    COLUMNS = ("epoch", "step", "lr", "train/loss", "val/loss", "val/accuracy")
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / METRICS_CSV
+        self.rows: list[dict[str, Any]] = []
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        metrics = trainer.callback_metrics
+        row: dict[str, Any] = {"epoch": trainer.current_epoch, "step": trainer.global_step}
+        row["lr"] = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
+        for key in sorted(metrics):
+            if key.startswith(("train/", "val/")):
+                value = _value(metrics, key)
+                row[key.removesuffix("_epoch")] = None if value is None else round(value, 6)
+        self.rows = [r for r in self.rows if r["epoch"] != row["epoch"]] + [row]
+        if trainer.is_global_zero:
+            self._write()
+
+    def _write(self) -> None:
+        keys = list(self.COLUMNS)
+        for row in self.rows:
+            keys += [k for k in row if k not in keys]
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=keys, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(self.rows)
+        _write_bytes_atomic(self.path, buffer.getvalue().encode())
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.rows = list(state_dict["rows"])

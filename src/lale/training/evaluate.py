@@ -1,0 +1,75 @@
+"""Score a trained run on a dataset split: one confusion matrix over the whole split."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from lale.data.dataset import PadCollate, SegmentationDataset
+from lale.data.transforms import eval_transform
+from lale.runs import RunError, load_run
+from lale.training.metrics import SegmentationMetrics
+
+Progress = Callable[[int, int], None]
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    data: str | Path,
+    split: str = "test",
+    batch_size: int = 8,
+    device: str = "cpu",
+    workers: int = 0,
+    strict: bool = False,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Evaluate the run's model on ``data/split`` (whole images, ignore pixels excluded).
+
+    The run is rebuilt from ``config.json`` and ``model.safetensors`` alone (no pickle); the
+    class schema, band selection and normalisation are the ones it was trained with.
+
+    Returns:
+        JSON-ready scores (:func:`~lale.training.metrics.scores_from_confusion` layout) plus
+        ``run``, ``data``, ``split`` and ``images``.
+
+    Raises:
+        RunError: The run directory is incomplete or invalid (names the file).
+        DataError: Bad dataset input (names the file).
+    """
+    model, config = load_run(run_dir, device)
+    schema = config.schema()
+    dataset = SegmentationDataset(data, split, schema, mode="eval", strict=strict)
+    if len(dataset) == 0:
+        raise RunError(Path(data) / split, "no images to evaluate")
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        num_workers=workers,
+        collate_fn=PadCollate(schema.ignore_index),
+    )
+    transform = eval_transform(schema)
+    metrics = SegmentationMetrics(schema.num_classes, schema.ignore_index, list(schema.names))
+    metrics = metrics.to(device)
+    done = 0
+    with torch.inference_mode():
+        for image, mask in loader:
+            x, y = transform(image.to(device), mask.to(device))
+            metrics.update(model(x), y)
+            done += image.shape[0]
+            if progress is not None:
+                progress(done, len(dataset))
+    scores = metrics.scores()
+    unknown = dataset.unknown_pixels()
+    return {
+        "run": str(run_dir),
+        "model": config.model,
+        "data": str(data),
+        "split": split,
+        "images": len(dataset),
+        "unknown_mask_pixels": unknown.total,
+        **scores,
+    }

@@ -1,0 +1,204 @@
+"""The LightningModule: any registered model, the ARAS400k recipe, metrics over whole splits."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor
+from torchmetrics import MeanMetric
+
+from lale.data.schema import ClassSchema
+from lale.data.transforms import AugmentConfig, BatchTransform
+from lale.models import create_model
+from lale.training.losses import LossName, build_loss
+from lale.training.metrics import SegmentationMetrics, scalar_scores
+from lale.training.sampling import ResumableLoader, mix_seed
+
+MONITOR = "val/macro_f1"  # early stopping, best weights and ReduceLROnPlateau all follow it
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite; the run stops before the weights are touched."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Optimisation settings. Defaults are the ARAS400k baseline recipe (DESIGN.md §4).
+
+    Attributes:
+        lr: AdamW learning rate.
+        weight_decay: AdamW weight decay (AdamW's default 0.01).
+        batch_size: Samples per step and device.
+        epochs: Maximum epochs.
+        grad_clip: Gradient-norm clipping.
+        loss: ``"dice"``, ``"ce"`` or ``"dice+ce"``.
+        class_weights: Per-class loss weights, or ``None``.
+        plateau_patience: ReduceLROnPlateau patience (epochs) on validation macro-F1.
+        plateau_factor: ReduceLROnPlateau factor.
+        early_stopping: Early-stopping patience (epochs) on validation macro-F1; 0 disables.
+        crop_size: Side of the random training crops.
+        augment: Augmentation probabilities and strengths.
+    """
+
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    batch_size: int = 24
+    epochs: int = 20
+    grad_clip: float = 1.0
+    loss: LossName = "dice"
+    class_weights: tuple[float, ...] | None = None
+    plateau_patience: int = 3
+    plateau_factor: float = 0.1
+    early_stopping: int = 5
+    crop_size: int = 256
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        if self.class_weights is not None:
+            d["class_weights"] = list(self.class_weights)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Recipe:
+        d = dict(data)
+        if d.get("class_weights") is not None:
+            d["class_weights"] = tuple(d["class_weights"])
+        d["augment"] = AugmentConfig(**d.get("augment", {}))
+        return cls(**d)
+
+
+class SegmentationTask(L.LightningModule):
+    """Train, validate and test one segmentation network.
+
+    Images arrive raw (uint8 or float samples) and are augmented and normalised on the device
+    that trains (:mod:`lale.data.transforms`). The augmentation draws of a batch depend only on
+    ``(seed, epoch, batch index, rank)``, and the global RNG state travels with checkpoints, so a
+    resumed run repeats exactly what an uninterrupted one does.
+
+    Args:
+        model: Registered model name.
+        model_kwargs: Keyword arguments for :func:`lale.models.create_model`.
+        schema: Class schema (classes, ignore index, image format).
+        recipe: Optimisation settings.
+        seed: Run seed.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        model_kwargs: dict[str, Any],
+        schema: ClassSchema,
+        recipe: Recipe,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.schema, self.recipe, self.seed = schema, recipe, seed
+        self.net = create_model(model, schema.num_classes, schema.image.channels, **model_kwargs)
+        self.loss_fn = build_loss(recipe.loss, recipe.class_weights, schema.ignore_index)
+        self.train_transform = BatchTransform(schema.image, recipe.augment)
+        self.eval_transform = BatchTransform(schema.image, None)
+        names = list(schema.names)
+        self.val_metrics = SegmentationMetrics(schema.num_classes, schema.ignore_index, names)
+        self.test_metrics = SegmentationMetrics(schema.num_classes, schema.ignore_index, names)
+        self.train_loss = MeanMetric()
+        self.train_loss.persistent(True)  # a mid-epoch resume keeps the running mean
+        self.test_scores: dict[str, Any] | None = None
+        self._tick: float | None = None
+        self.plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
+        self._plateau_state: dict[str, Any] | None = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+    # -- training ---------------------------------------------------------------------------
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        loader = self.trainer.train_dataloader
+        if isinstance(loader, ResumableLoader):
+            loader.consumed = batch_idx + 1  # done once this step's checkpoint is written
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        image, mask = batch
+        seed = mix_seed(self.seed, self.current_epoch, batch_idx, self.global_rank)
+        self.train_transform.generator = torch.Generator().manual_seed(seed)
+        x, y = self.train_transform(image, mask)
+        loss = self.loss_fn(self.net(x), y)
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"training loss became {loss.item()} at epoch {self.current_epoch}, batch "
+                f"{batch_idx} (step {self.global_step}); stopped before updating the weights"
+            )
+        now = time.perf_counter()
+        if self._tick is not None:
+            rate = image.shape[0] * self.trainer.world_size / max(now - self._tick, 1e-9)
+            self.log("img/s", rate, prog_bar=True, on_step=True, on_epoch=False)
+        self._tick = now
+        self.log("loss", loss, prog_bar=True, on_step=True, on_epoch=False)
+        self.train_loss.update(loss.detach())
+        return loss
+
+    def on_train_epoch_start(self) -> None:
+        self._tick = None
+        self.train_loss.reset()
+
+    # -- evaluation -------------------------------------------------------------------------
+    def _evaluate(self, batch: tuple[Tensor, Tensor], metrics: SegmentationMetrics) -> Tensor:
+        x, y = self.eval_transform(*batch)
+        logits = self.net(x)
+        metrics.update(logits, y)
+        return self.loss_fn(logits, y)
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        loss = self._evaluate(batch, self.val_metrics)
+        self.log("val/loss", loss, on_epoch=True, sync_dist=True, batch_size=batch[0].shape[0])
+
+    def on_validation_epoch_end(self) -> None:
+        scores = self.val_metrics.compute()  # summed over ranks by torchmetrics
+        self.log_dict(scalar_scores(scores, "val/"), prog_bar=False)
+        if self.train_loss.update_count:  # not during a validation-only run
+            self.log("train/loss", self.train_loss.compute())
+        self.log("val_f1", scores["macro_f1"], prog_bar=True)
+        self.val_metrics.reset()
+        fitting = self.trainer.state.fn == "fit" and not self.trainer.sanity_checking
+        if fitting and self.plateau is not None:
+            self.plateau.step(float(scores["macro_f1"]))
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, self.test_metrics)
+
+    def on_test_epoch_end(self) -> None:
+        self.test_scores = self.test_metrics.scores()
+        self.test_metrics.reset()
+
+    # -- optimisation -----------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        r = self.recipe
+        optimizer = torch.optim.AdamW(self.parameters(), lr=r.lr, weight_decay=r.weight_decay)
+        # Stepped by this module right after validation (not by Lightning after the epoch), so
+        # the checkpoint written at validation end already holds the updated scheduler.
+        self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="max", patience=r.plateau_patience, factor=r.plateau_factor
+        )
+        if self._plateau_state is not None:
+            self.plateau.load_state_dict(self._plateau_state)
+            self._plateau_state = None
+        return optimizer
+
+    # -- exact resumption -------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.plateau is not None:
+            checkpoint["plateau"] = self.plateau.state_dict()
+        checkpoint["rng_cpu"] = torch.get_rng_state()
+        if torch.cuda.is_available():
+            checkpoint["rng_cuda"] = torch.cuda.get_rng_state_all()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._plateau_state = checkpoint.get("plateau")  # applied in configure_optimizers
+        if "rng_cpu" in checkpoint:
+            torch.set_rng_state(checkpoint["rng_cpu"])
+        if "rng_cuda" in checkpoint and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(checkpoint["rng_cuda"])

@@ -1,0 +1,71 @@
+"""What a finished run leaves for people to read: test scores as JSON and four figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lale.data.dataset import SegmentationDataset
+from lale.data.schema import ClassSchema
+from lale.data.transforms import eval_transform
+from lale.runs import write_json_atomic
+from lale.training.figures import (
+    display_image,
+    plot_confusion,
+    plot_history,
+    plot_per_class,
+    plot_samples,
+)
+
+TEST_METRICS = "test_metrics.json"
+FIGURES = {
+    "confusion": "confusion_matrix.png",
+    "per_class": "per_class.png",
+    "samples": "samples.png",
+    "history": "history.png",
+}
+
+
+def predict_samples(
+    net: torch.nn.Module, dataset: SegmentationDataset, count: int = 6
+) -> list[tuple[Any, Any, Any]]:
+    """``(display image, truth, prediction)`` for the first ``count`` images of ``dataset``."""
+    schema = dataset.schema
+    transform = eval_transform(schema)
+    device = next(net.parameters()).device
+    samples = []
+    was_training = net.training
+    net.eval()
+    with torch.inference_mode():
+        for i in range(min(count, len(dataset))):
+            image, mask = dataset[i]
+            x, _ = transform(image[None].to(device), mask[None].to(device))
+            pred = net(x).argmax(1)[0].to(torch.uint8).cpu().numpy()
+            samples.append((display_image(image.numpy(), schema.image), mask.numpy(), pred))
+    net.train(was_training)
+    return samples
+
+
+def write_outputs(
+    run_dir: Path,
+    scores: dict[str, Any],
+    net: torch.nn.Module,
+    test_set: SegmentationDataset,
+    history: list[dict[str, Any]],
+    schema: ClassSchema,
+) -> dict[str, Path]:
+    """Write ``test_metrics.json`` and the figures into ``run_dir``; return their paths."""
+    write_json_atomic(run_dir / TEST_METRICS, scores)
+    paths = {"metrics": run_dir / TEST_METRICS}
+    paths["confusion"] = plot_confusion(scores, run_dir / FIGURES["confusion"])
+    paths["per_class"] = plot_per_class(scores, run_dir / FIGURES["per_class"])
+    samples = predict_samples(net, test_set)
+    if samples:
+        paths["samples"] = plot_samples(
+            samples, schema, run_dir / FIGURES["samples"], title="test images · truth · prediction"
+        )
+    if history:
+        paths["history"] = plot_history(history, run_dir / FIGURES["history"])
+    return paths

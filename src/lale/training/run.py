@@ -1,0 +1,327 @@
+"""Train a model into a run directory, resume it, and test it: what ``lale train`` runs.
+
+A run directory (DESIGN.md §8) holds ``config.json`` (model, classes, bands, normalisation,
+recipe, seed, versions), ``model.safetensors`` (best validation epoch), ``checkpoints/last.ckpt``
+(the trainer's resumable state), ``metrics.csv`` (one row per epoch) and, once training ends,
+``test_metrics.json`` and the figures. ``config.json`` is written before training starts, so an
+interrupted run can always be resumed with ``lale train --resume RUN_DIR``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, RichProgressBar
+
+from lale.data.dataset import scan_split
+from lale.data.io import read_mask
+from lale.data.schema import ClassSchema, load_schema
+from lale.runs import (
+    CONFIG_NAME,
+    RunConfig,
+    RunError,
+    load_config,
+    load_run,
+    load_weights,
+    save_config,
+)
+from lale.training.callbacks import CHECKPOINT, WEIGHTS, BestWeights, EpochTable, ResumeCheckpoint
+from lale.training.datamodule import LandCoverDataModule
+from lale.training.losses import class_weights_from_counts
+from lale.training.module import MONITOR, NonFiniteLossError, Recipe, SegmentationTask
+from lale.training.outputs import write_outputs
+
+log = logging.getLogger(__name__)
+Say = Callable[[str], None]
+
+
+class TrainingError(RuntimeError):
+    """Training cannot start or could not finish; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """One training run.
+
+    Attributes:
+        data: Dataset root in the ARAS400k layout.
+        out: Run directory to create.
+        model: Registered model name.
+        model_kwargs: Overrides of the variant's defaults.
+        schema: Class schema name or file; ``None``: ``DATA/schema.json`` if present, else
+            the built-in ARAS400k schema.
+        recipe: Optimisation settings.
+        class_weights: ``"auto"`` computes inverse-sqrt-frequency weights from the training
+            masks; ``None`` uses ``recipe.class_weights``.
+        seed: Run seed (epoch order, crops, augmentation, initialisation).
+        workers: DataLoader workers.
+        accelerator: Lightning accelerator (``"auto"``, ``"cpu"``, ``"gpu"``).
+        devices: Devices per node.
+        num_nodes: Nodes (DDP under torchrun or SLURM).
+        strategy: Lightning strategy (``"auto"``, ``"ddp"``, ...).
+        precision: Lightning precision; ``None``: ``"bf16-mixed"`` on GPU, else ``"32-true"``.
+        checkpoint_every: Save the resumable state every this many steps (and each epoch).
+        init: Run directory whose weights initialise this model (fine-tuning).
+        strict: Mask colours outside the schema are errors instead of ignored pixels.
+        progress: Show the progress bar.
+        max_steps: Stop after this many steps (``-1``: no limit); for quick checks.
+    """
+
+    data: Path
+    out: Path
+    model: str = "lale_t"
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    schema: str | Path | None = None
+    recipe: Recipe = field(default_factory=Recipe)
+    class_weights: str | None = None
+    seed: int = 0
+    workers: int = 0
+    accelerator: str = "auto"
+    devices: int | str = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str | None = None
+    checkpoint_every: int = 50
+    init: Path | None = None
+    strict: bool = False
+    progress: bool = True
+    max_steps: int = -1
+
+
+@dataclass
+class TrainResult:
+    """What a finished run produced."""
+
+    run_dir: Path
+    best_score: float | None
+    best_epoch: int | None
+    epochs_run: int
+    test_scores: dict[str, Any] | None
+    stopped_early: bool
+
+
+def resolve_schema(data: Path, schema: str | Path | None) -> ClassSchema:
+    """The schema named, else ``DATA/schema.json``, else ARAS400k."""
+    if schema is not None:
+        return load_schema(schema)
+    local = data / "schema.json"
+    return load_schema(local if local.is_file() else "aras400k")
+
+
+def count_class_pixels(data: Path, schema: ClassSchema, split: str = "train") -> list[int]:
+    """Pixels of each class over a split's masks (ignore pixels excluded)."""
+    counts = np.zeros(schema.num_classes, np.int64)
+    for pair in scan_split(data, split):
+        labels = read_mask(pair.mask, schema).labels
+        counts += np.bincount(labels[labels < schema.num_classes], minlength=schema.num_classes)
+    return [int(c) for c in counts]
+
+
+def _init_from(task: SegmentationTask, run_dir: Path, say: Say) -> None:
+    """Copy every tensor of an earlier run whose name and shape match; report the rest."""
+    donor, config = load_run(run_dir)
+    own = task.net.state_dict()
+    taken = {k: v for k, v in donor.state_dict().items() if k in own and own[k].shape == v.shape}
+    task.net.load_state_dict(taken, strict=False)
+    fresh = sorted(set(own) - set(taken))
+    if config.class_schema.get("names") != list(task.schema.names):
+        say(f"--init {run_dir}: the class schema differs, so the classifier is re-initialised")
+    if fresh:
+        shown = ", ".join(fresh[:4]) + (f" and {len(fresh) - 4} more" if len(fresh) > 4 else "")
+        say(f"--init {run_dir}: {len(taken)} tensors taken, {len(fresh)} re-initialised: {shown}")
+
+
+def _precision(options: TrainOptions) -> str:
+    if options.precision is not None:
+        return options.precision
+    gpu = torch.cuda.is_available() and options.accelerator in ("auto", "gpu", "cuda")
+    return "bf16-mixed" if gpu else "32-true"
+
+
+def _options_record(options: TrainOptions, recipe: Recipe) -> dict[str, Any]:
+    return {
+        **recipe.to_dict(),
+        "data": str(options.data),
+        "init": None if options.init is None else str(options.init),
+        "checkpoint_every": options.checkpoint_every,
+        "strict": options.strict,
+    }
+
+
+def _recipe_from_record(record: dict[str, Any]) -> Recipe:
+    keys = set(Recipe.__dataclass_fields__)
+    return Recipe.from_dict({k: v for k, v in record.items() if k in keys})
+
+
+def train(options: TrainOptions, say: Say = print) -> TrainResult:
+    """Train ``options.model`` on ``options.data`` into the new run directory ``options.out``.
+
+    Raises:
+        TrainingError: The run directory already holds a run, or the loss became NaN.
+        DataError: Bad dataset input (names the file).
+    """
+    out = options.out
+    if (out / CONFIG_NAME).exists():
+        raise TrainingError(
+            f"{out} already holds a run; resume it with --resume {out} or choose another --out"
+        )
+    schema = resolve_schema(options.data, options.schema)
+    recipe = options.recipe
+    if options.class_weights == "auto":
+        counts = count_class_pixels(options.data, schema)
+        weights = class_weights_from_counts(counts, "inverse_sqrt")
+        recipe = replace(recipe, class_weights=tuple(round(w, 6) for w in weights))
+        say("class weights from the training split: " + ", ".join(f"{w:.3f}" for w in weights))
+    config = RunConfig.from_schema(
+        options.model,
+        schema,
+        model_overrides=options.model_kwargs,
+        input_size=(recipe.crop_size, recipe.crop_size),
+        recipe=_options_record(options, recipe),
+        seed=options.seed,
+    )
+    L.seed_everything(options.seed, workers=True, verbose=False)
+    task = SegmentationTask(config.model, config.model_kwargs, schema, recipe, options.seed)
+    if options.init is not None:
+        _init_from(task, options.init, say)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(out / CONFIG_NAME, config)
+    return _fit(task, options, schema, recipe, ckpt=None, say=say)
+
+
+def resume(
+    run_dir: Path,
+    epochs: int | None = None,
+    overrides: dict[str, Any] | None = None,
+    say: Say = print,
+) -> TrainResult:
+    """Continue ``run_dir`` from its last checkpoint (exactly where it stopped).
+
+    Args:
+        run_dir: The run directory.
+        epochs: New maximum number of epochs (to train longer than first planned).
+        overrides: Hardware and data-loading options to change (``workers``, ``devices``,
+            ``accelerator``, ``num_nodes``, ``strategy``, ``progress``, ``max_steps``).
+
+    Raises:
+        TrainingError: No resumable state in ``run_dir``.
+        RunError: Its config is missing or invalid.
+    """
+    config = load_config(run_dir / CONFIG_NAME)
+    ckpt = run_dir / CHECKPOINT
+    if not ckpt.is_file():
+        raise TrainingError(f"{ckpt}: no resumable state (the run stopped before its first save)")
+    recipe = _recipe_from_record(config.recipe)
+    if epochs is not None:
+        recipe = replace(recipe, epochs=epochs)
+    schema = config.schema()
+    record = config.recipe
+    options = TrainOptions(
+        data=Path(record["data"]),
+        out=run_dir,
+        model=config.model,
+        model_kwargs=config.model_kwargs,
+        recipe=recipe,
+        seed=config.seed or 0,
+        checkpoint_every=int(record.get("checkpoint_every", 50)),
+        strict=bool(record.get("strict", False)),
+        **(overrides or {}),
+    )
+    task = SegmentationTask(config.model, config.model_kwargs, schema, recipe, options.seed)
+    if epochs is not None:
+        save_config(run_dir / CONFIG_NAME, replace(config, recipe=_options_record(options, recipe)))
+    return _fit(task, options, schema, recipe, ckpt=ckpt, say=say)
+
+
+def _fit(
+    task: SegmentationTask,
+    options: TrainOptions,
+    schema: ClassSchema,
+    recipe: Recipe,
+    ckpt: Path | None,
+    say: Say,
+) -> TrainResult:
+    out = options.out
+    data = LandCoverDataModule(
+        options.data,
+        schema,
+        batch_size=recipe.batch_size,
+        crop_size=recipe.crop_size,
+        workers=options.workers,
+        seed=options.seed,
+        strict=options.strict,
+    )
+    best = BestWeights(out)
+    table = EpochTable(out)
+    callbacks: list[L.Callback] = [best, table]
+    early = None
+    if recipe.early_stopping > 0:
+        early = EarlyStopping(
+            MONITOR, patience=recipe.early_stopping, mode="max", check_on_train_epoch_end=False
+        )
+        callbacks.append(early)
+    if options.progress:
+        callbacks.append(RichProgressBar(leave=True))
+    callbacks.append(ResumeCheckpoint(out, options.checkpoint_every))  # last: saves the rest
+    trainer = L.Trainer(
+        accelerator=options.accelerator,
+        devices=options.devices,
+        num_nodes=options.num_nodes,
+        strategy=options.strategy,
+        precision=_precision(options),  # type: ignore[arg-type]
+        max_epochs=recipe.epochs,
+        max_steps=options.max_steps,
+        gradient_clip_val=recipe.grad_clip,
+        callbacks=callbacks,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=options.progress,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,  # the data module shards itself (deterministically)
+        default_root_dir=out,
+    )
+    try:
+        # Our checkpoints hold tensors and plain containers only: load them without pickle code.
+        trainer.fit(task, datamodule=data, ckpt_path=ckpt, weights_only=True if ckpt else None)
+    except NonFiniteLossError as err:
+        kept = out / CHECKPOINT
+        where = f"the last good state is kept in {kept}" if kept.exists() else "nothing was saved"
+        raise TrainingError(f"{err}; {where}. Lower --lr or check the data.") from None
+    if trainer.interrupted:
+        raise TrainingError(f"interrupted; continue with: lale train --resume {out}")
+    test_scores = None
+    if (out / WEIGHTS).is_file():
+        load_weights(task.net, out / WEIGHTS)
+        trainer.test(task, datamodule=data, verbose=False)
+        test_scores = task.test_scores
+        if trainer.is_global_zero and test_scores is not None:
+            write_outputs(out, test_scores, task.net, data.split("test"), table.rows, schema)
+    stopped = bool(early is not None and early.stopped_epoch > 0)
+    return TrainResult(
+        run_dir=out,
+        best_score=best.best,
+        best_epoch=best.best_epoch,
+        epochs_run=trainer.current_epoch,
+        test_scores=test_scores,
+        stopped_early=stopped,
+    )
+
+
+__all__ = [
+    "RunError",
+    "TrainOptions",
+    "TrainResult",
+    "TrainingError",
+    "count_class_pixels",
+    "resolve_schema",
+    "resume",
+    "train",
+]
