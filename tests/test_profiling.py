@@ -379,3 +379,24 @@ def test_summarize_models_matches_real_counts() -> None:
     console = Console(record=True, width=200)
     console.print(models_table(summaries))
     assert "tiny_net" in console.export_text()
+
+
+def test_time_models_interleaves_rounds() -> None:
+    from lale.profiling.timing import time_models
+
+    calls: list[str] = []
+
+    class Recorder(nn.Module):
+        def __init__(self, name: str) -> None:
+            super().__init__()
+            self.name = name
+            self.conv = nn.Conv2d(3, 2, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            calls.append(self.name)
+            return self.conv(x)
+
+    config = TimingConfig(size=16, batch_size=2, warmup=1, repeats=3, latency=False)
+    results = time_models({"a": Recorder("a"), "b": Recorder("b")}, config)
+    assert calls == ["a", "b"] + ["a", "b"] * 3  # warm-up each, then one pass of each per round
+    assert all(len(r.batch_times_s) == 3 and r.throughput > 0 for r in results.values())

@@ -35,7 +35,7 @@ from torch import nn
 from lale.models.registry import create_model, get_entry, model_kwargs
 from lale.profiling.counting import count_macs, count_parameters, storage_bytes
 from lale.profiling.environment import EnvironmentInfo, collect_environment, resolve_device
-from lale.profiling.timing import TimingConfig, time_model
+from lale.profiling.timing import TimingConfig, TimingResult, time_model, time_models
 
 __all__ = [
     "ModelProfile",
@@ -198,6 +198,35 @@ def write_json(run: ProfileRun, path: str | Path) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class _Counts:
+    params: int
+    storage: int
+    macs: int
+
+
+def _count(model: nn.Module, config: TimingConfig) -> _Counts:
+    return _Counts(
+        params=count_parameters(model),
+        storage=storage_bytes(model),
+        macs=count_macs(model, config.size, config.in_channels),
+    )
+
+
+def _profile(name: str, family: str, counts: _Counts, timing: TimingResult) -> ModelProfile:
+    return ModelProfile(
+        name=name,
+        family=family,
+        params=counts.params,
+        storage_bytes=counts.storage,
+        macs=counts.macs,
+        throughput=timing.throughput,
+        latency_ms=timing.latency_ms,
+        batch_times_s=tuple(timing.batch_times_s),
+        latency_times_s=tuple(timing.latency_times_s),
+    )
+
+
 def profile_module(
     model: nn.Module, name: str, config: TimingConfig, *, family: str = ""
 ) -> ModelProfile:
@@ -206,21 +235,14 @@ def profile_module(
     Parameters, storage and MACs are taken on the model as given (normally fp32 on CPU); then
     the model is timed, which moves it to ``config.device`` and puts it in eval mode in place.
     """
-    params = count_parameters(model)
-    storage = storage_bytes(model)
-    macs = count_macs(model, config.size, config.in_channels)
-    timing = time_model(model, config)
-    return ModelProfile(
-        name=name,
-        family=family,
-        params=params,
-        storage_bytes=storage,
-        macs=macs,
-        throughput=timing.throughput,
-        latency_ms=timing.latency_ms,
-        batch_times_s=tuple(timing.batch_times_s),
-        latency_times_s=tuple(timing.latency_times_s),
-    )
+    counts = _count(model, config)
+    return _profile(name, family, counts, time_model(model, config))
+
+
+def _release(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
 
 
 def _run_order(names: Sequence[str], reference: str | None) -> list[str]:
@@ -244,8 +266,9 @@ def profile_models(
     on_error: Literal["raise", "skip"] = "raise",
     progress: bool = True,
     console: Console | None = None,
+    interleave: bool = True,
 ) -> ProfileRun:
-    """Build, count and time registered models one after another in this process.
+    """Build, count and time registered models in this process.
 
     Args:
         names: Registry names (``"arch:encoder"`` allowed). Duplicates are measured once.
@@ -257,6 +280,9 @@ def profile_models(
             ``"skip"`` records it in :attr:`ProfileRun.failures` and goes on.
         progress: Show a rich progress bar (on stderr) while models are measured.
         console: Console for the progress bar (default: a new stderr console).
+        interleave: Build every model first, then time them in interleaved rounds
+            (:func:`~lale.profiling.timing.time_models`), so that load changes on a shared
+            machine hit all models alike. ``False`` times one model at a time (less memory).
 
     Raises:
         UnknownModelError: A name is not registered (checked before anything is measured).
@@ -282,23 +308,37 @@ def profile_models(
         transient=True,
         disable=not progress,
     )
+    built: dict[str, tuple[nn.Module | None, _Counts]] = {}
     with bar:
-        task = bar.add_task("profiling", total=len(order))
+        task = bar.add_task("profiling", total=len(order) + (1 if interleave else 0))
         for name in order:
             bar.update(task, description=f"profiling [bold]{escape(name)}[/]")
             model: nn.Module | None = None
             try:
                 model = create_model(name, num_classes=num_classes, in_channels=config.in_channels)
-                profiles.append(profile_module(model, name, config, family=families[name]))
+                counts = _count(model, config)
+                if interleave:
+                    built[name] = (model, counts)
+                else:
+                    profiles.append(
+                        _profile(name, families[name], counts, time_model(model, config))
+                    )
             except Exception as err:  # per-model isolation is the point of on_error="skip"
                 if on_error == "raise":
                     raise ProfilingError(f"could not profile {name!r}: {_one_line(err)}") from err
                 failures[name] = _one_line(err)
             finally:
                 model = None
-                gc.collect()
-                if device.type == "cuda":
-                    torch.cuda.empty_cache()
+                if not interleave:
+                    _release(device)
+            bar.advance(task)
+        if interleave and built:
+            bar.update(task, description=f"timing {len(built)} models in interleaved rounds")
+            timings = time_models({n: m for n, (m, _) in built.items() if m is not None}, config)
+            for name, (_, counts) in built.items():
+                profiles.append(_profile(name, families[name], counts, timings[name]))
+            built.clear()
+            _release(device)
             bar.advance(task)
     return ProfileRun(
         environment=environment,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -20,7 +20,7 @@ from torch import nn
 
 from lale.profiling.environment import resolve_device
 
-__all__ = ["DType", "TimingConfig", "TimingResult", "time_forward", "time_model"]
+__all__ = ["DType", "TimingConfig", "TimingResult", "time_forward", "time_model", "time_models"]
 
 DType = Literal["fp32", "bf16"]
 
@@ -127,6 +127,29 @@ def time_forward(
     return times
 
 
+def _prepare(model: nn.Module, config: TimingConfig, device: torch.device) -> nn.Module:
+    model.eval()
+    model.to(device)
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    return model
+
+
+def _input(config: TimingConfig, batch: int, device: torch.device) -> torch.Tensor:
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    shape = (batch, config.in_channels, config.size, config.size)
+    return torch.randn(shape, device=device).contiguous(memory_format=memory_format)
+
+
+def _result(config: TimingConfig, batch_times: list[float], latency: list[float]) -> TimingResult:
+    return TimingResult(
+        throughput=config.batch_size / statistics.median(batch_times),
+        latency_ms=1e3 * statistics.median(latency) if latency else None,
+        batch_times_s=batch_times,
+        latency_times_s=latency,
+    )
+
+
 def time_model(model: nn.Module, config: TimingConfig) -> TimingResult:
     """Measure throughput (and batch-1 latency) of ``model`` as ``config`` says.
 
@@ -136,38 +159,37 @@ def time_model(model: nn.Module, config: TimingConfig) -> TimingResult:
     Raises:
         DeviceUnavailableError: ``config.device`` is CUDA but CUDA is unavailable.
     """
+    return time_models({"model": model}, config)["model"]
+
+
+def time_models(models: Mapping[str, nn.Module], config: TimingConfig) -> dict[str, TimingResult]:
+    """Time several models in interleaved rounds: each round times one pass of every model.
+
+    On a shared machine the load changes while a benchmark runs; timing the models one after
+    another lets such a change favour whichever model ran in the quiet part. In rounds, every
+    model sees the same conditions, so their ratios stay meaningful. Models are prepared in
+    place as in :func:`time_model`.
+
+    Raises:
+        DeviceUnavailableError: ``config.device`` is CUDA but CUDA is unavailable.
+    """
     device = resolve_device(config.device)
-    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-    model.eval()
-    model.to(device)
-    if config.channels_last:
-        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-
-    def make_input(batch: int) -> torch.Tensor:
-        shape = (batch, config.in_channels, config.size, config.size)
-        return torch.randn(shape, device=device).contiguous(memory_format=memory_format)
-
+    prepared = {name: _prepare(m, config, device) for name, m in models.items()}
+    sizes = list(dict.fromkeys([config.batch_size] + ([1] if config.latency else [])))
+    times: dict[int, dict[str, list[float]]] = {b: {n: [] for n in prepared} for b in sizes}
     cudnn = _cudnn_benchmark(config.cudnn_benchmark) if device.type == "cuda" else None
     with cudnn or contextlib.nullcontext():
-        batch_times = time_forward(
-            model,
-            make_input(config.batch_size),
-            warmup=config.warmup,
-            repeats=config.repeats,
-            dtype=config.dtype,
-        )
-        latency_times: list[float] = []
-        if config.latency:
-            latency_times = time_forward(
-                model,
-                make_input(1),
-                warmup=config.warmup,
-                repeats=config.repeats,
-                dtype=config.dtype,
-            )
-    return TimingResult(
-        throughput=config.batch_size / statistics.median(batch_times),
-        latency_ms=1e3 * statistics.median(latency_times) if latency_times else None,
-        batch_times_s=batch_times,
-        latency_times_s=latency_times,
-    )
+        for batch in sizes:
+            x = _input(config, batch, device)
+            for model in prepared.values():
+                time_forward(model, x, warmup=config.warmup, repeats=0, dtype=config.dtype)
+            for _ in range(config.repeats):
+                for name, model in prepared.items():
+                    times[batch][name] += time_forward(
+                        model, x, warmup=0, repeats=1, dtype=config.dtype
+                    )
+    latency = times.get(1, {}) if config.latency else {}
+    return {
+        name: _result(config, times[config.batch_size][name], latency.get(name, []))
+        for name in prepared
+    }
