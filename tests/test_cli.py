@@ -114,18 +114,39 @@ def test_profile_bad_dtype_rejected() -> None:
     assert result.exit_code != 0
 
 
-def test_demo(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_demo_runs_the_whole_job(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from lale.training.module import Recipe
+
+    recipe = Recipe(batch_size=4, epochs=1, crop_size=64, loss="dice+ce", early_stopping=0)
     demo = cli.DemoConfig(
-        model="cli_tiny", rivals=("cli_ref",), size=64, batch_size=2, warmup=1, repeats=1
+        rivals=("cli_ref",), train=8, val=2, test=2, size=64, recipe=recipe, profile_batch=1
     )
     monkeypatch.setattr(cli, "DEMO", demo)
-    # The full model table is `lale models`; here only the tiny models, to stay fast.
-    monkeypatch.setattr(cli, "list_models", lambda family=None: ["cli_tiny", "cli_ref"])
-    result = runner.invoke(cli.app, ["demo"])
+    out = tmp_path / "demo"
+    args = ["demo", "--out", str(out), "--seeds", "2", "--no-progress"]
+    result = runner.invoke(cli.app, args)
     assert result.exit_code == 0, result.output
-    assert "efficiency demo" in result.stdout
-    assert "Registered models" in result.stdout
-    assert "cli_tiny vs cli_ref:" in result.stdout
+    assert "lale_t test macro-F1:" in result.stdout and "(n=2)" in result.stdout
+    assert "lale_t vs cli_ref:" in result.stdout
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "test_metrics.json",
+        "report.md",
+        "efficiency.json",
+        "summary.json",
+        "confusion_matrix.png",
+        "samples.png",
+    ):
+        assert (out / name).is_file(), name
+    assert (out / "seeds" / "seed_1" / "test_metrics.json").is_file()
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(summary["test_macro_f1"]) == 2 and summary["test_macro_f1_std"] is not None
+    # Idempotent: a second demo reuses the dataset and replaces the run.
+    again = runner.invoke(cli.app, ["demo", "--out", str(out), "--no-progress"])
+    assert again.exit_code == 0, again.output
+    assert "reusing the synthetic dataset" in again.stdout
+    assert not (out / "seeds").exists()
 
 
 def test_synth_writes_the_layout_and_a_mosaic(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ table with ratios against a reference), ``lale demo`` and ``lale --version``.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Literal, NoReturn
 
@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from lale.cli_training import register as register_training_commands
+from lale.demo import DemoConfig
 from lale.models.registry import UnknownModelError, list_models
 from lale.profiling import (
     DEFAULT_REFERENCE,
@@ -29,7 +30,6 @@ from lale.profiling import (
     models_table,
     profile_models,
     profile_table,
-    ratio_summary,
     summarize_models,
     write_json,
 )
@@ -48,28 +48,7 @@ EXIT_USAGE = 2
 EXIT_FAILURE = 1
 
 
-@dataclass(frozen=True)
-class DemoConfig:
-    """What ``lale demo`` runs (the efficiency demo until training lands).
-
-    Attributes:
-        model: The LALE variant to show off.
-        rivals: Baselines it is profiled against; the first is the ratio reference.
-        size: Input size in pixels.
-        batch_size: Throughput batch.
-        warmup: Untimed passes per measurement.
-        repeats: Timed passes per measurement (median reported).
-    """
-
-    model: str = "lale_t"
-    rivals: tuple[str, ...] = ("upernet", "segformer")
-    size: int = 256
-    batch_size: int = 8
-    warmup: int = 2
-    repeats: int = 5
-
-
-DEMO = DemoConfig()
+DEMO = DemoConfig()  # lale.demo.DemoConfig: what `lale demo` runs
 
 
 def _stdout() -> Console:
@@ -200,24 +179,40 @@ def profile_command(
 
 
 @app.command("demo")
-def demo_command() -> None:
-    """Efficiency demo: the model table, then LALE-T profiled against UPerNet and SegFormer."""
-    out = _stdout()
-    rivals = ", ".join(DEMO.rivals)
-    out.print(
-        f"[bold]lale demo[/] — efficiency demo: {DEMO.model} against {rivals} on this machine "
-        f"({DEMO.size}², batch {DEMO.batch_size}, {torch.get_num_threads()} threads).",
+def demo_command(
+    out: Annotated[Path, typer.Option(help="Run directory (the dataset goes in OUT/data).")] = Path(
+        "runs/demo"
+    ),
+    seeds: Annotated[
+        int, typer.Option(min=1, help="Train this many seeds; report mean ± std.")
+    ] = 1,
+    minutes: Annotated[
+        float, typer.Option(min=0.1, help="Wall-time cap of each training run.")
+    ] = DEMO.minutes,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """The main job: synthetic data → train lale_t → test → profile vs UPerNet and SegFormer."""
+    from lale.cli_training import _quiet_lightning
+    from lale.demo import headline, run_demo
+    from lale.training.run import TrainingError
+
+    _quiet_lightning()
+    console = _stdout()
+    config = replace(DEMO, minutes=minutes)
+    console.print(
+        f"[bold]lale demo[/] — {config.model} on synthetic land cover, then against "
+        f"{', '.join(config.rivals)} on this machine ({torch.get_num_threads()} threads)",
         soft_wrap=True,
     )
-    out.print(models_table(_summaries(DEMO.size)))
-    config = TimingConfig(
-        size=DEMO.size, batch_size=DEMO.batch_size, warmup=DEMO.warmup, repeats=DEMO.repeats
-    )
-    reference = DEMO.rivals[0] if DEMO.rivals else None
-    run = _profile([DEMO.model, *DEMO.rivals], config, reference)
-    out.print(profile_table(run))
-    for rival in DEMO.rivals:
-        out.print(escape(ratio_summary(run, DEMO.model, rival)), soft_wrap=True)
+    try:
+        result = run_demo(out, config, seeds=seeds, progress=progress, say=console.print)
+    except TrainingError as err:
+        _fail(str(err), EXIT_FAILURE)
+    if result.profile is not None:
+        console.print(profile_table(result.profile))
+    for line in headline(result, config):
+        console.print(f"[bold]{escape(line)}[/]", soft_wrap=True)
+    console.print(f"report: {escape(str(out / 'report.md'))}")
 
 
 @app.command("synth")

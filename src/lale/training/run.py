@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, RichProgressBar
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from lale.data.dataset import scan_split
 from lale.data.io import read_mask
@@ -32,7 +34,14 @@ from lale.runs import (
     load_weights,
     save_config,
 )
-from lale.training.callbacks import CHECKPOINT, WEIGHTS, BestWeights, EpochTable, ResumeCheckpoint
+from lale.training.callbacks import (
+    CHECKPOINT,
+    WEIGHTS,
+    AtomicCheckpointIO,
+    BestWeights,
+    EpochTable,
+    ResumeCheckpoint,
+)
 from lale.training.datamodule import LandCoverDataModule
 from lale.training.losses import class_weights_from_counts
 from lale.training.module import MONITOR, NonFiniteLossError, Recipe, SegmentationTask
@@ -72,6 +81,8 @@ class TrainOptions:
         strict: Mask colours outside the schema are errors instead of ignored pixels.
         progress: Show the progress bar.
         max_steps: Stop after this many steps (``-1``: no limit); for quick checks.
+        max_minutes: Stop training after this much wall time (``None``: no limit); the run
+            still validates, keeps its best weights and is tested.
     """
 
     data: Path
@@ -93,6 +104,7 @@ class TrainOptions:
     strict: bool = False
     progress: bool = True
     max_steps: int = -1
+    max_minutes: float | None = None
 
 
 @dataclass
@@ -168,7 +180,10 @@ def train(options: TrainOptions, say: Say = print) -> TrainResult:
         DataError: Bad dataset input (names the file).
     """
     out = options.out
-    if (out / CONFIG_NAME).exists():
+    # Under DDP every rank runs this function (Lightning's launcher starts ranks > 0 as copies of
+    # this command once rank 0 is training); only rank 0 checks and writes the run directory.
+    leader = getattr(rank_zero_only, "rank", 0) == 0
+    if leader and (out / CONFIG_NAME).exists():
         raise TrainingError(
             f"{out} already holds a run; resume it with --resume {out} or choose another --out"
         )
@@ -191,8 +206,9 @@ def train(options: TrainOptions, say: Say = print) -> TrainResult:
     task = SegmentationTask(config.model, config.model_kwargs, schema, recipe, options.seed)
     if options.init is not None:
         _init_from(task, options.init, say)
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(out / CONFIG_NAME, config)
+    if leader:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(out / CONFIG_NAME, config)
     return _fit(task, options, schema, recipe, ckpt=None, say=say)
 
 
@@ -278,8 +294,10 @@ def _fit(
         precision=_precision(options),  # type: ignore[arg-type]
         max_epochs=recipe.epochs,
         max_steps=options.max_steps,
+        max_time=None if options.max_minutes is None else timedelta(minutes=options.max_minutes),
         gradient_clip_val=recipe.grad_clip,
         callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],  # last.ckpt replaced by a rename, never copied over
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=options.progress,
