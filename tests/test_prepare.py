@@ -24,10 +24,12 @@ from typer.testing import CliRunner
 
 rasterio = pytest.importorskip("rasterio")
 
+from rasterio.enums import MaskFlags  # noqa: E402
 from rasterio.errors import NotGeoreferencedWarning  # noqa: E402
 from rasterio.io import DatasetReader  # noqa: E402
 from rasterio.transform import from_origin  # noqa: E402
 from rasterio.warp import transform as warp_points  # noqa: E402
+from rasterio.windows import Window  # noqa: E402
 
 from lale import cli  # noqa: E402
 from lale.data.aras import ARAS400K  # noqa: E402
@@ -44,9 +46,12 @@ from lale.data.prepare import (  # noqa: E402
     prepare_dataset,
     remap_worldcover,
 )
-from lale.data.rasters import band_offsets, to_uint8  # noqa: E402
+from lale.data.rasters import band_offsets, read_image_window, to_uint8  # noqa: E402
 
 runner = CliRunner()
+
+# rasterio 1.4 still multiplies Affine objects with `*`, which affine 3 flags on every window.
+pytestmark = pytest.mark.filterwarnings("ignore:Use `@` matmul:PendingDeprecationWarning")
 
 P = 16  # patch side
 ROWS = COLS = 8  # complete patches; one incomplete column of 5 px follows on the right
@@ -254,6 +259,40 @@ def test_band_offsets_from_tags(tmp_path: Path) -> None:
         assert band_offsets(ds, (1,), None) == (0,)
 
 
+def _write(path: Path, data: NDArray[Any], mask: NDArray[Any] | None = None, **kw: Any) -> Path:
+    count, height, width = data.shape
+    profile = {"driver": "GTiff", "width": width, "height": height, "count": count, "crs": UTM}
+    with (
+        rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True),
+        rasterio.open(
+            path, "w", dtype=data.dtype, transform=from_origin(X0, Y0, RES, RES), **profile, **kw
+        ) as dst,
+    ):
+        dst.write(data)
+        if mask is not None:
+            dst.write_mask(mask)
+    return path
+
+
+def test_image_validity_follows_the_raster_masks(tmp_path: Path) -> None:
+    window = Window(0, 0, 8, 8)
+    dn = np.full((2, 8, 8), 500, np.uint16)
+    dn[0, 0, 0] = 7  # the nodata value, in band 1 only
+    with rasterio.open(_write(tmp_path / "nodata.tif", dn, nodata=7)) as ds:
+        _, valid = read_image_window(ds, (1, 2), window)
+        assert np.flatnonzero(~valid).tolist() == [0]
+        assert read_image_window(ds, (2,), window)[1].all()
+    refl = np.full((1, 8, 8), 0.1, np.float32)
+    refl[0, 1, 1], refl[0, 2, 2] = -9999, np.nan
+    with rasterio.open(_write(tmp_path / "float.tif", refl, nodata=-9999)) as ds:
+        assert np.flatnonzero(~read_image_window(ds, (1,), window)[1]).tolist() == [9, 18]
+    mask = np.full((8, 8), 255, np.uint8)
+    mask[2:4, 2:4] = 0  # an internal (per-dataset) mask, no nodata value
+    with rasterio.open(_write(tmp_path / "mask.tif", dn, mask=mask)) as ds:
+        assert ds.mask_flag_enums[0] == [MaskFlags.per_dataset]
+        np.testing.assert_array_equal(read_image_window(ds, (1,), window)[1], mask > 0)
+
+
 def test_remap_worldcover() -> None:
     codes = np.array([10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 100, 0, 111, 255, 65535, -3])
     expected = [0, 1, 2, 3, 4, 5, 5, 6, 2, 0, 2, 255, 255, 255, 255, 255]
@@ -382,6 +421,7 @@ def test_summary_json(prepared: PrepareSummary, scene: Scene) -> None:
     [image] = data["inputs"]["imagery"]
     assert image["path"] == str(scene.image) and image["crs"] == UTM
     assert image["offsets"] == [0, 0, 0] and image["grid"] == [ROWS, COLS + 1]
+    assert image["descriptions"] == ["B02", "B03", "B04", "B08"]
     assert sorted(Path(x["path"]).name for x in data["inputs"]["labels"]) == [
         "wc_east.tif",
         "wc_west.tif",

@@ -272,7 +272,11 @@ def prepare_command(
     ],
     patch: Annotated[int, typer.Option(min=1, help="Patch side in pixels.")] = 256,
     bands: Annotated[
-        str, typer.Option(help="1-based bands in output order; three → RGB PNG, else GeoTIFF.")
+        str,
+        typer.Option(
+            help="Band numbers in output order (4,3,2 = B04,B03,B02 of a B01… stack); "
+            "three → RGB PNG, else GeoTIFF."
+        ),
     ] = "4,3,2",
     split: Annotated[str, typer.Option(help="train,val,test fractions (sum 1).")] = "0.8,0.1,0.1",
     seed: Annotated[int, typer.Option(min=0, help="Seed of the block shuffle.")] = 0,

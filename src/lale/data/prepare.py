@@ -105,6 +105,8 @@ __all__ = [
 
 RASTER_SUFFIXES = (".tif", ".tiff")
 """Files taken from an input directory."""
+GDAL_CACHE_MB = 256
+"""GDAL block cache while cutting: enough for a row of 1024² tiles of a 10980-px scene."""
 Progress = Callable[[int, int], None]
 """``progress(done, total)``, called after each window."""
 
@@ -391,8 +393,12 @@ def prepare_dataset(
     staging = root / ".staging"
     for sub in ("images", "masks"):
         (staging / sub).mkdir(parents=True, exist_ok=True)
+    # GDAL's block cache defaults to 5 % of RAM and fills up as a scene is read; a fixed cap
+    # keeps memory independent of the scene (unless the user set GDAL_CACHEMAX).
+    cache = {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": GDAL_CACHE_MB}
     try:
-        blocks = _cut(records, label_paths, staging, summary, progress)
+        with rasterio.Env(**cache):
+            blocks = _cut(records, label_paths, staging, summary, progress)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)  # leave ``out`` as it was: new or empty
         raise

@@ -41,7 +41,7 @@ DROP_REASONS: dict[DropReason, str] = {
     "label_outside": "labels outside every label raster",
     "label_nodata": "label no-data (code 0 or the raster's nodata)",
     "label_unknown": "label code not in the WorldCover table",
-    "mostly_water": "more water than max_water",
+    "mostly_water": "more water than max_water (default 90 %)",
 }
 """Why a window is not written, in the order the checks run (a window counts once)."""
 
@@ -164,7 +164,10 @@ def summary_table(summary: PrepareSummary) -> Table:
         table.add_row(f"written: {split}", str(n), "")
     table.add_row("written", str(sum(summary.written.values())), "", end_section=True)
     for reason, n in summary.dropped.items():
-        table.add_row(f"dropped: {reason}", str(n), DROP_REASONS[reason])
+        why = DROP_REASONS[reason]
+        if reason == "mostly_water":
+            why = f"more than {summary.options.max_water:.0%} water"
+        table.add_row(f"dropped: {reason}", str(n), why)
     if summary.unknown_codes:
         codes = ", ".join(f"{k}: {v} px" for k, v in sorted(summary.unknown_codes.items()))
         table.add_row("", "", f"unknown codes {codes}")

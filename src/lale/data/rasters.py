@@ -46,6 +46,7 @@ QUANTIFICATION = 10_000
 """Sentinel-2 L2A quantification value: reflectance = (DN + offset) / 10000."""
 REFLECTANCE_MAX = 0.2
 """Reflectance drawn as 255 (ESA's TCI rule)."""
+_DN_WHITE = round(QUANTIFICATION * REFLECTANCE_MAX)  # 2000: the DN (plus offset) drawn as 255
 OFFSET_TAG = "BOA_ADD_OFFSET"
 """Band or dataset tag read for the DN offset when it is not given."""
 
@@ -97,14 +98,26 @@ def to_uint8(data: NDArray[np.generic], offsets: Sequence[int]) -> NDArray[np.ui
     if data.dtype == np.uint8:
         return np.asarray(data, dtype=np.uint8)
     if np.issubdtype(data.dtype, np.integer):
-        off = np.asarray(offsets, dtype=np.float64).reshape(-1, 1, 1)
-        # (DN + offset) / 10000 / 0.2 * 255, with exact halves: (DN + offset) * 255 is an integer.
-        scaled = (data.astype(np.float64) + off) * 255 / (QUANTIFICATION * REFLECTANCE_MAX)
+        wide = np.int64 if data.dtype.itemsize >= 4 else np.int32
+        x = data.astype(wide) + np.asarray(offsets, dtype=wide).reshape(-1, 1, 1)
+        np.clip(x, 0, _DN_WHITE, out=x)
+        # (DN + offset) / 10000 / 0.2 * 255 = x * 255 / 2000: x * 255 <= 510000 is exact in
+        # float32, and so are the quotient's halves, so rint rounds exactly as in float64.
+        scaled = (x * 255).astype(np.float32) / np.float32(_DN_WHITE)
     elif np.issubdtype(data.dtype, np.floating):
         scaled = np.nan_to_num(data.astype(np.float64) / REFLECTANCE_MAX * 255, nan=0.0)
+        np.clip(scaled, 0, 255, out=scaled)
     else:
         raise TypeError(f"cannot scale {data.dtype} imagery to 8 bits")
-    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    return np.rint(scaled).astype(np.uint8)
+
+
+def _not_nodata(values: NDArray[np.generic], nodata: float) -> NDArray[np.bool_]:
+    if np.issubdtype(values.dtype, np.floating):
+        if math.isnan(nodata):
+            return ~np.isnan(values)
+        return values != values.dtype.type(nodata)  # compared in the band's type, as GDAL does
+    return values != nodata
 
 
 def read_image_window(
@@ -117,9 +130,16 @@ def read_image_window(
     """
     data = src.read(list(bands), window=window)
     valid = np.ones(data.shape[1:], dtype=bool)
-    flags = src.mask_flag_enums
-    if any(flags[b - 1] != [MaskFlags.all_valid] for b in bands):
-        valid &= (src.read_masks(list(bands), window=window) > 0).all(axis=0)
+    masked: list[int] = []  # bands whose mask GDAL must compute (internal mask, alpha band)
+    all_flags = src.mask_flag_enums
+    for i, band in enumerate(bands):
+        flags = all_flags[band - 1]
+        if flags == [MaskFlags.nodata]:  # GDAL's nodata mask, without reading the band twice
+            valid &= _not_nodata(data[i], src.nodatavals[band - 1])
+        elif flags != [MaskFlags.all_valid]:
+            masked.append(band)
+    if masked:
+        valid &= (src.read_masks(masked, window=window) > 0).all(axis=0)
     if np.issubdtype(data.dtype, np.floating):
         valid &= np.isfinite(data).all(axis=0)
     return data, valid
@@ -148,10 +168,9 @@ def _source_window(src: DatasetReader, crs: CRS, bounds: Bounds) -> Window | Non
     if found is None:
         return None
     left, bottom, right, top = found
-    cols, rows = ~src.transform * (
-        np.array([left, right, left, right]),
-        np.array([bottom, bottom, top, top]),
-    )
+    inv = ~src.transform
+    xs, ys = np.array([left, right, left, right]), np.array([bottom, bottom, top, top])
+    cols, rows = inv.a * xs + inv.b * ys + inv.c, inv.d * xs + inv.e * ys + inv.f
     c0 = max(math.floor(float(np.min(cols))) - 1, 0)
     c1 = min(math.ceil(float(np.max(cols))) + 1, src.width)
     r0 = max(math.floor(float(np.min(rows))) - 1, 0)
@@ -230,6 +249,7 @@ class RasterInfo:
         count: Number of bands.
         dtype: Data type of band 1.
         resolution: Pixel size ``(x, y)`` in CRS units.
+        descriptions: Band descriptions (e.g. ``B04``), ``None`` where a band has none.
     """
 
     path: Path
@@ -239,6 +259,7 @@ class RasterInfo:
     count: int
     dtype: str
     resolution: tuple[float, float]
+    descriptions: tuple[str | None, ...]
 
     @classmethod
     def of(cls, src: DatasetReader, path: Path) -> RasterInfo:
@@ -254,4 +275,5 @@ class RasterInfo:
             count=src.count,
             dtype=src.dtypes[0],
             resolution=(float(src.res[0]), float(src.res[1])),
+            descriptions=tuple(src.descriptions),
         )
