@@ -1,8 +1,8 @@
 """Callbacks that keep a run directory complete and consistent whatever happens.
 
 * :class:`ResumeCheckpoint` writes ``checkpoints/last.ckpt`` (the trainer's whole state) every
-  few steps and after each validation. Lightning writes local checkpoints through an fsspec
-  transaction (a temporary file renamed into place), so a crash leaves the previous one intact.
+  few steps and after each validation, through :class:`AtomicCheckpointIO` (a temporary file in
+  the same folder, renamed into place), so a crash leaves the previous one intact.
 * :class:`BestWeights` writes ``model.safetensors`` whenever validation macro-F1 improves.
 * :class:`EpochTable` rewrites ``metrics.csv`` after each epoch from rows kept in its own state,
   which travels with the checkpoint: after a resume the table continues without gaps or
@@ -19,6 +19,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from lale.runs import _write_bytes_atomic, save_weights
 from lale.training.module import MONITOR
@@ -26,6 +27,22 @@ from lale.training.module import MONITOR
 CHECKPOINT = Path("checkpoints") / "last.ckpt"
 WEIGHTS = "model.safetensors"
 METRICS_CSV = "metrics.csv"
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Write checkpoints like the run's other files: temporary file beside the target, rename.
+
+    Lightning's own writer stages the file in the system temp folder and moves it into place;
+    when that folder is on another filesystem (a tmpfs ``/tmp``, a run on network storage) the
+    move is a plain copy onto the target, and a crash during it leaves a truncated checkpoint.
+    """
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
+    ) -> None:
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        _write_bytes_atomic(Path(path), buffer.getvalue())
 
 
 class ResumeCheckpoint(L.Callback):
