@@ -31,6 +31,8 @@ import torch
 from safetensors import SafetensorError
 from torch import nn
 
+from lale.data.errors import DataError
+
 if TYPE_CHECKING:
     from lale.data.schema import ClassSchema
 
@@ -57,20 +59,11 @@ _FORMAT = "lale.run"
 _CHUNK = 1 << 20
 
 
-class RunError(ValueError):
+class RunError(DataError):
     """A run directory or one of its files is missing or invalid.
 
     ``str(error)`` is one line, ``"<file>: <what is wrong>"``; the file is kept in :attr:`path`.
-
-    Args:
-        path: The file or folder at fault.
-        problem: What is wrong with it; newlines are folded into spaces.
     """
-
-    def __init__(self, path: str | Path, problem: str) -> None:
-        self.path = Path(path)
-        self.problem = " ".join(str(problem).split())
-        super().__init__(f"{self.path}: {self.problem}")
 
 
 def _now() -> str:
