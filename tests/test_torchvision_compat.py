@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import sysconfig
 import textwrap
 from pathlib import Path
 
@@ -60,6 +61,28 @@ def test_pth_hook_is_lazy_and_fixes_plain_imports(tmp_path: Path) -> None:
     )
     # One hook, neither torch nor lale imported at start-up; the hook removes itself once used.
     assert out.split() == ["1", "False", "False", "0"]
+
+
+def test_schemas_outlive_the_hook(tmp_path: Path) -> None:
+    # torch.export looks torchvision up without importing it: the hook fires and removes
+    # itself; the schemas it defined must survive garbage collection for a later import.
+    # -S keeps this venv's own .pth (written by make install) out: only the test's hook runs.
+    compat.write_pth(tmp_path)
+    purelib = sysconfig.get_paths()["purelib"]
+    code = (
+        f"import sys; sys.path.append({purelib!r})\n"
+        f"import site; site.addsitedir({str(tmp_path)!r})\n"
+        "import gc, importlib.util\n"
+        "importlib.util.find_spec('torchvision')\n"
+        "gc.collect()\n"
+        "import torchvision\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", code], capture_output=True, text=True, timeout=240
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["ok"]
 
 
 def test_pth_line_is_harmless_when_lale_is_gone(tmp_path: Path) -> None:

@@ -133,10 +133,14 @@ def pth_line(module_file: str | Path = __file__) -> str:
     ``lale`` package imports torch; it does nothing if the file is gone (lale moved or removed).
     """
     path = str(Path(module_file).resolve())
+    # The module is registered in sys.modules so that it, and the schemas its install() may
+    # define, stay alive after the hook has removed itself from sys.meta_path.
     return (
-        f"import importlib.util as u, os; p = {path!r}; "
+        f"import importlib.util as u, os, sys; p = {path!r}; "
         "s = os.path.exists(p) and u.spec_from_file_location('_lale_torchvision_hook', p); "
-        "m = s and u.module_from_spec(s); m and (s.loader.exec_module(m) or m.register_hook())\n"
+        "m = s and u.module_from_spec(s); "
+        "m and (sys.modules.setdefault('_lale_torchvision_hook', m), "
+        "s.loader.exec_module(m), m.register_hook())\n"
     )
 
 
