@@ -47,12 +47,13 @@ def _coords(h: int, w: int) -> np.ndarray:
 def _write_tif(path: Path, data: np.ndarray, **extra: Any) -> None:
     """A GeoTIFF with a real CRS (UTM 35N) and a 10 m transform."""
     rasterio = pytest.importorskip("rasterio")
-    from rasterio.transform import from_origin
+    from affine import Affine
 
     path.parent.mkdir(parents=True, exist_ok=True)
     c, h, w = data.shape
     profile = {"driver": "GTiff", "height": h, "width": w, "count": c, "dtype": data.dtype.name}
-    profile |= {"crs": "EPSG:32635", "transform": from_origin(500000, 4400000, 10, 10)} | extra
+    transform = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 4400000.0)  # 10 m pixels, north up
+    profile |= {"crs": "EPSG:32635", "transform": transform} | extra
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(data)
 

@@ -116,6 +116,29 @@ def test_brightness_contrast_is_affine_per_sample_and_clipped() -> None:
     assert float(z.max()) <= 1.0 and float(z.min()) >= 0.0
 
 
+UINT16 = ImageSpec(
+    band_count=4, dtype="uint16", scale=1e4, offset=-1e3, mean=(0.1,) * 4, std=(0.05,) * 4
+)
+
+
+@pytest.mark.parametrize("spec", [ARAS400K.image, UINT16], ids=["uint8-rgb", "uint16-4band"])
+def test_fused_pipeline_equals_the_step_by_step_ops(spec: ImageSpec) -> None:
+    raw = torch.randint(0, 250, (16, spec.channels, 8, 8))
+    image = raw.to(torch.uint8) if spec.dtype == "uint8" else raw.float() * 40  # uint16 as float
+    mask = torch.randint(0, 7, (16, 8, 8), dtype=torch.uint8)
+    aug = AugmentConfig(brightness_contrast=0.7, brightness=0.4, contrast=0.4)
+    fused = BatchTransform(spec, aug, torch.Generator().manual_seed(4))(image, mask)
+    g = torch.Generator().manual_seed(4)
+    x, m = random_flip(image, mask, aug.hflip, -1, g)
+    x, m = random_flip(x, m, aug.vflip, -2, g)
+    x, m = random_rot90(x, m, aug.rot90, g)
+    norm = Normalize(spec)
+    clip = (0.0, 1.0) if spec.dtype == "uint8" else None
+    y = random_brightness_contrast(norm.scale(x), 0.7, 0.4, 0.4, g, clip)
+    assert torch.allclose(fused[0], norm.standardize(y), atol=1e-4)
+    assert torch.equal(fused[1], m.long())
+
+
 def test_normalize_uint8_rgb_with_imagenet_stats() -> None:
     image = torch.randint(0, 256, (2, 3, 4, 4), dtype=torch.uint8)
     out = eval_transform(ARAS400K)(image, torch.zeros(2, 4, 4, dtype=torch.uint8))[0]

@@ -131,7 +131,8 @@ def _reading(path: Path, what: str) -> Iterator[None]:
     except DataError:
         raise
     except errors as err:
-        raise DataError(path, f"unreadable {what} ({type(err).__name__}: {err})") from err
+        cause = f"; {err.__cause__}" if err.__cause__ is not None else ""  # GDAL's detail
+        raise DataError(path, f"unreadable {what} ({type(err).__name__}: {err}{cause})") from err
 
 
 @contextmanager

@@ -25,9 +25,11 @@ __all__ = [
     "AugmentConfig",
     "BatchTransform",
     "Normalize",
+    "brightness_contrast_params",
     "eval_transform",
     "random_brightness_contrast",
     "random_flip",
+    "random_geometry",
     "random_rot90",
     "train_transform",
 ]
@@ -74,17 +76,56 @@ def _chosen(n: int, p: float, generator: torch.Generator | None) -> Tensor:
     return torch.rand(n, generator=generator) < p
 
 
+def _dihedral(image: Tensor, mask: Tensor, flip: Tensor, turns: Tensor) -> tuple[Tensor, Tensor]:
+    """Per sample: flip left–right where ``flip``, then rotate by ``turns``·90° (CPU tensors).
+
+    Samples are grouped by their transform (at most 8 groups): each group is gathered, moved
+    and copied back as one batch — no per-sample loop, and no full-batch copies for the rest.
+    """
+    code = flip.long() * 4 + turns.long() % 4
+    if not code.any():
+        return image, mask
+    if image.shape[-1] != image.shape[-2] and bool((code % 2).any()):
+        raise ValueError(f"rot90 needs square samples, got {tuple(image.shape[-2:])}")
+    out_image, out_mask = torch.empty_like(image), torch.empty_like(mask)
+    for c in code.unique().tolist():
+        idx = torch.nonzero(code == c).squeeze(1).to(image.device)
+        x, m = image.index_select(0, idx), mask.index_select(0, idx)
+        if c == 6:  # flip, then half a turn: a vertical flip
+            x, m = x.flip(-2), m.flip(-2)
+        else:
+            if c >= 4:
+                x, m = x.flip(-1), m.flip(-1)
+            if c % 4:
+                x, m = x.rot90(c % 4, (-2, -1)), m.rot90(c % 4, (-2, -1))
+        out_image.index_copy_(0, idx, x)
+        out_mask.index_copy_(0, idx, m)
+    return out_image, out_mask
+
+
+def _flip_draws(n: int, p: float, dim: int, generator: torch.Generator | None) -> Tensor:
+    if dim not in (-1, -2):
+        raise ValueError(f"dim must be -1 (horizontal) or -2 (vertical), got {dim}")
+    return _chosen(n, p, generator)
+
+
+def _rot_draws(image: Tensor, p: float, generator: torch.Generator | None) -> Tensor:
+    """Quarter turns per sample: 1, 2 or 3 (equally likely) with probability ``p``, else 0."""
+    if p > 0 and image.shape[-1] != image.shape[-2]:  # fail always, not on an unlucky draw
+        raise ValueError(f"rot90 needs square samples, got {tuple(image.shape[-2:])}")
+    n = image.shape[0]
+    sel = _chosen(n, p, generator)
+    return torch.randint(1, 4, (n,), generator=generator) * sel
+
+
 def random_flip(
     image: Tensor, mask: Tensor, p: float, dim: int, generator: torch.Generator | None = None
 ) -> tuple[Tensor, Tensor]:
     """Flip each sample along ``dim`` (-1: horizontal, -2: vertical) with probability ``p``."""
     _check(image, mask)
-    if dim not in (-1, -2):
-        raise ValueError(f"dim must be -1 (horizontal) or -2 (vertical), got {dim}")
-    sel = _chosen(image.shape[0], p, generator).to(image.device)
-    image = torch.where(sel.view(-1, 1, 1, 1), image.flip(dim), image)
-    mask = torch.where(sel.view(-1, 1, 1), mask.flip(dim), mask)
-    return image, mask
+    sel = _flip_draws(image.shape[0], p, dim, generator)
+    # A vertical flip is a horizontal flip followed by half a turn.
+    return _dihedral(image, mask, sel, sel * 2 if dim == -2 else torch.zeros_like(sel))
 
 
 def random_rot90(
@@ -93,22 +134,29 @@ def random_rot90(
     """Rotate each sample by k·90° (k = 1, 2, 3 equally likely) with probability ``p``.
 
     Raises:
-        ValueError: The samples are not square (a rotation would change their shape).
+        ValueError: ``p > 0`` and the samples are not square.
     """
     _check(image, mask)
-    sel = _chosen(image.shape[0], p, generator)
-    k = torch.randint(1, 4, (image.shape[0],), generator=generator)
-    if not sel.any():
-        return image, mask
-    if image.shape[-1] != image.shape[-2]:
-        raise ValueError(f"rot90 needs square samples, got {tuple(image.shape[-2:])}")
-    image, mask = image.clone(), mask.clone()
-    for turns in (1, 2, 3):
-        idx = torch.nonzero(sel & (k == turns)).squeeze(1).to(image.device)
-        if idx.numel():
-            image[idx] = image[idx].rot90(turns, (-2, -1))
-            mask[idx] = mask[idx].rot90(turns, (-2, -1))
-    return image, mask
+    turns = _rot_draws(image, p, generator)
+    return _dihedral(image, mask, torch.zeros_like(turns, dtype=torch.bool), turns)
+
+
+def random_geometry(
+    image: Tensor, mask: Tensor, config: AugmentConfig, generator: torch.Generator | None = None
+) -> tuple[Tensor, Tensor]:
+    """Horizontal flip, vertical flip, then rot90, each with its own probability, in one pass.
+
+    Draws exactly what :func:`random_flip` (-1, then -2) and :func:`random_rot90` draw in
+    sequence, and gives the same result; composing the three first moves each pixel once.
+    """
+    _check(image, mask)
+    n = image.shape[0]
+    h = _flip_draws(n, config.hflip, -1, generator)
+    v = _flip_draws(n, config.vflip, -2, generator)
+    k = _rot_draws(image, config.rot90, generator)
+    # vflip = half a turn after an hflip, and flips commute with half turns:
+    # rot(k) ∘ vflip^v ∘ hflip^h = rot(k + 2v) ∘ hflip^(h xor v).
+    return _dihedral(image, mask, h ^ v, k + 2 * v.long())
 
 
 def random_brightness_contrast(
@@ -132,14 +180,21 @@ def random_brightness_contrast(
         generator: Source of the random draws.
         clip: Value range to clip to, or ``None``.
     """
-    n = image.shape[0]
+    alpha, beta = brightness_contrast_params(image.shape[0], p, brightness, contrast, generator)
+    alpha = alpha.to(image.device, image.dtype).view(-1, 1, 1, 1)
+    beta = beta.to(image.device, image.dtype).view(-1, 1, 1, 1)
+    out = torch.addcmul(beta, image, alpha)
+    return out if clip is None else out.clamp_(*clip)
+
+
+def brightness_contrast_params(
+    n: int, p: float, brightness: float, contrast: float, generator: torch.Generator | None
+) -> tuple[Tensor, Tensor]:
+    """Per-sample CPU ``(α, β)`` of :func:`random_brightness_contrast`; ``(1, 0)`` if unchosen."""
     sel = _chosen(n, p, generator)
     alpha = 1.0 + (torch.rand(n, generator=generator) * 2 - 1) * contrast
     beta = (torch.rand(n, generator=generator) * 2 - 1) * brightness
-    alpha = torch.where(sel, alpha, 1.0).to(image.device, image.dtype).view(-1, 1, 1, 1)
-    beta = torch.where(sel, beta, 0.0).to(image.device, image.dtype).view(-1, 1, 1, 1)
-    out = torch.addcmul(beta, image, alpha)
-    return out if clip is None else out.clamp_(*clip)
+    return torch.where(sel, alpha, 1.0), torch.where(sel, beta, 0.0)
 
 
 class Normalize:
@@ -172,16 +227,38 @@ class Normalize:
             raise ValueError(f"{scaled.shape[-3]} channels, statistics for {self.mean.shape[1]}")
         return (scaled - self.mean.to(scaled.device)) / self.std.to(scaled.device)
 
-    def __call__(self, image: Tensor) -> Tensor:
-        """Scale and standardise a ``B×C×H×W`` (or ``C×H×W``) image batch in one pass."""
+    def __call__(
+        self,
+        image: Tensor,
+        alpha: Tensor | None = None,
+        beta: Tensor | None = None,
+        clip: tuple[float, float] | None = None,
+    ) -> Tensor:
+        """Scale and standardise a ``B×C×H×W`` (or ``C×H×W``) batch in one fused pass.
+
+        With per-sample ``alpha``/``beta`` (``B`` values) the brightness/contrast change
+        ``α·x + β`` and the ``clip`` to a scaled range are folded in as well: the result equals
+        ``standardize(random_brightness_contrast(scale(x)))`` with those draws.
+        """
         c = image.shape[-3]
         if c != self.mean.shape[1]:
             raise ValueError(f"{c} channels, statistics for {self.mean.shape[1]}")
-        a = 1.0 / (self.spec.scale * self.std)
-        b = (self.spec.offset / self.spec.scale - self.mean) / self.std
-        shape = (-1, 1, 1) if image.ndim == 3 else (1, -1, 1, 1)
+        inv = 1.0 / (self.spec.scale * self.std)  # 1×C×1×1
+        shift = self.spec.offset / self.spec.scale
+        if alpha is None or beta is None:
+            a, b = inv, (shift - self.mean) / self.std
+        else:
+            al, be = alpha.view(-1, 1, 1, 1).float(), beta.view(-1, 1, 1, 1).float()
+            a, b = al * inv, (al * shift + be - self.mean) / self.std
+        if image.ndim == 3:
+            a, b = a[0], b[0]
         dev = image.device
-        return torch.addcmul(b.to(dev).view(shape), image.float(), a.to(dev).view(shape))
+        out = torch.addcmul(b.to(dev), image.to(torch.float32), a.to(dev))
+        if clip is not None:
+            lo = ((clip[0] - self.mean) / self.std).to(dev)
+            hi = ((clip[1] - self.mean) / self.std).to(dev)
+            out.clamp_(lo[0] if image.ndim == 3 else lo, hi[0] if image.ndim == 3 else hi)
+        return out
 
 
 class BatchTransform:
@@ -214,14 +291,12 @@ class BatchTransform:
         a, g = self.augment, self.generator
         if a is None:
             return self.normalize(image), mask.long()
-        image, mask = random_flip(image, mask, a.hflip, -1, g)
-        image, mask = random_flip(image, mask, a.vflip, -2, g)
-        image, mask = random_rot90(image, mask, a.rot90, g)
-        x = self.normalize.scale(image)
-        x = random_brightness_contrast(
-            x, a.brightness_contrast, a.brightness, a.contrast, g, self.clip
+        image, mask = random_geometry(image, mask, a, g)
+        n = image.shape[0]
+        alpha, beta = brightness_contrast_params(
+            n, a.brightness_contrast, a.brightness, a.contrast, g
         )
-        return self.normalize.standardize(x), mask.long()
+        return self.normalize(image, alpha, beta, self.clip), mask.long()
 
 
 def train_transform(
