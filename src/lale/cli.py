@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from lale.cli_export import register as register_export_command
 from lale.cli_training import register as register_training_commands
 from lale.demo import DemoConfig
 from lale.models.registry import UnknownModelError, list_models
@@ -326,6 +327,7 @@ def prepare_command(
 
 
 register_training_commands(app)
+register_export_command(app)
 
 
 if __name__ == "__main__":

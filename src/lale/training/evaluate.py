@@ -26,11 +26,18 @@ def evaluate_run(
     workers: int = 0,
     strict: bool = False,
     progress: Progress | None = None,
+    forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> dict[str, Any]:
     """Evaluate the run's model on ``data/split`` (whole images, ignore pixels excluded).
 
     The run is rebuilt from ``config.json`` and ``model.safetensors`` alone (no pickle); the
     class schema, band selection and normalisation are the ones it was trained with.
+
+    Args:
+        forward: Replaces the PyTorch model's forward pass, e.g. an
+            :class:`~lale.inference.onnx_backend.OnnxBackend` of the run's export: it gets the
+            normalised ``B×C×H×W`` float32 batch on ``device`` and returns ``B×K×H×W`` logits.
+            The run directory still supplies the schema and normalisation. ``None``: the model.
 
     Returns:
         JSON-ready scores (:func:`~lale.training.metrics.scores_from_confusion` layout) plus
@@ -52,13 +59,14 @@ def evaluate_run(
         collate_fn=PadCollate(schema.ignore_index),
     )
     transform = eval_transform(schema)
+    predict = model if forward is None else forward
     metrics = SegmentationMetrics(schema.num_classes, schema.ignore_index, list(schema.names))
     metrics = metrics.to(device)
     done = 0
     with torch.inference_mode():
         for image, mask in loader:
             x, y = transform(image.to(device), mask.to(device))
-            metrics.update(model(x), y)
+            metrics.update(predict(x), y)
             done += image.shape[0]
             if progress is not None:
                 progress(done, len(dataset))

@@ -1,0 +1,511 @@
+"""Export a run to ONNX (dynamic batch, height and width) and quantise it to int8.
+
+:func:`export_onnx` traces the run's model with the dynamo exporter
+(``torch.onnx.export(..., dynamo=True, dynamic_shapes=...)``, one :class:`torch.export.Dim` each
+for batch, height and width) and writes one self-contained ``.onnx`` file — weights inside, no
+``.onnx.data`` beside it, unless the model is over protobuf's 2 GB limit — carrying the
+run's metadata (:func:`onnx_metadata`). Before the file is moved into place it must pass two
+checks, or nothing is written:
+
+- the graph's input and output batch, height and width are symbolic, not fixed to the example;
+- on random inputs of other batch sizes and odd sides, onnxruntime's logits match PyTorch's
+  within ``tolerance`` (max absolute difference, 1e-4 by default).
+
+How the export stays dynamic: ``torch.export`` cannot keep LALE's Python branches on the input
+size symbolic (``pad_to_multiple`` skips padding when H and W already divide 32 and picks
+replicate over reflect padding for sides of 16 px or less), so the exporter records them as
+runtime assertions and drops those from the ONNX graph. The graph therefore holds the branch
+the example input took, and the example is chosen so that branch is right for every size: its
+sides are *not* multiples of 32 (zero reflect padding is the identity, so multiples of 32 are
+still exact) and are long enough to reflect. Inputs with a side of 16 px or less are
+replicate-padded by :class:`~lale.inference.onnx_backend.OnnxBackend` before the graph runs,
+as PyTorch does. The parity check covers all three cases.
+
+:func:`quantize_int8` applies onnxruntime's dynamic quantisation (weights int8, activations
+quantised on the fly) after ``quant_pre_process``; :func:`compare_f1` scores the fp32 and int8
+files on a dataset split through :func:`~lale.training.evaluate.evaluate_run`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from lale.inference.onnx_backend import JSON_KEYS, OnnxBackend, read_metadata
+from lale.runs import RunConfig, load_run
+
+if TYPE_CHECKING:
+    import onnx
+
+__all__ = [
+    "DEFAULT_NAME",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "INPUT_NAME",
+    "OPSET",
+    "OUTPUT_NAME",
+    "PARITY_SHAPES",
+    "TOLERANCE",
+    "DataUnavailableError",
+    "ExportError",
+    "ExportResult",
+    "ParityCheck",
+    "check_parity",
+    "export_onnx",
+    "graph_dims",
+    "onnx_metadata",
+    "read_metadata",
+]
+
+DEFAULT_NAME = "model.onnx"
+"""File name of a run's export inside its run directory (what ``lale predict`` looks for)."""
+FORMAT = "lale.onnx"
+FORMAT_VERSION = 1
+"""Version of the metadata layout in :func:`onnx_metadata`."""
+OPSET = 20
+"""ONNX opset: supported by onnxruntime >= 1.17; RMSNorm and attention are decomposed."""
+INPUT_NAME = "image"
+OUTPUT_NAME = "logits"
+TOLERANCE = 1e-4
+"""Largest accepted absolute difference between ONNX and PyTorch logits."""
+PARITY_SHAPES: tuple[tuple[int, int, int], ...] = (
+    (1, 64, 64),
+    (3, 250, 198),
+    (2, 33, 47),
+    (1, 12, 30),
+)
+"""``(batch, height, width)`` of the parity inputs: a multiple of 32 (no padding), odd sides at
+another batch than the export's, and an input too small to reflect (replicate-padded to 32×32,
+so the 1/32 map is 1×1 and attention sees a single token)."""
+_EXAMPLE_BATCH = 2
+_SINGLE_FILE_LIMIT = 2**31 - 1  # protobuf cannot serialise a message over 2 GB
+_DROPPED_NODE_PROPS = ("pkg.torch.onnx.",)  # stack traces with local paths, FX names
+
+
+class ExportError(RuntimeError):
+    """The export failed or did not pass its checks; ``str(error)`` is one line."""
+
+
+class DataUnavailableError(ExportError):
+    """The dataset to score the ONNX models on is not recorded or not on this machine."""
+
+
+@dataclass(frozen=True)
+class ParityCheck:
+    """ONNX against PyTorch on one random input.
+
+    Attributes:
+        shape: Input ``(batch, channels, height, width)``.
+        max_abs_diff: Largest absolute difference of the logits.
+    """
+
+    shape: tuple[int, ...]
+    max_abs_diff: float
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What :func:`export_onnx` wrote and how it checked it.
+
+    Attributes:
+        path: The ``.onnx`` file.
+        model: Registry name of the exported model.
+        size_bytes: Size on disk, external data file included.
+        external_data: The weights file beside ``path`` for models over 2 GB, else ``None``.
+        opset: ONNX opset of the default domain.
+        input_dims: The graph input's shape, symbolic axes by name.
+        output_dims: The graph output's shape.
+        parity: One check per parity shape.
+        tolerance: The bound every ``max_abs_diff`` met.
+    """
+
+    path: Path
+    model: str
+    size_bytes: int
+    external_data: Path | None
+    opset: int
+    input_dims: tuple[int | str, ...]
+    output_dims: tuple[int | str, ...]
+    parity: tuple[ParityCheck, ...]
+    tolerance: float
+
+    @property
+    def worst(self) -> float:
+        """The largest difference over all parity checks."""
+        return max((p.max_abs_diff for p in self.parity), default=0.0)
+
+
+Say = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def _one_line(err: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@contextmanager
+def _export_warnings() -> Iterator[None]:
+    # Deprecation chatter from torch.export's pytree internals, not actionable here.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated")
+        yield
+
+
+def _pad_multiple(model: nn.Module) -> int | None:
+    """The multiple a model pads its input to inside ``forward`` (``None``: it does not)."""
+    from lale.models.baselines import AnySize
+    from lale.models.lale import Lale
+    from lale.models.padding import PadToMultiple
+
+    if isinstance(model, Lale):
+        return int(model.output_stride)
+    if isinstance(model, PadToMultiple):
+        return int(model.multiple)
+    if isinstance(model, AnySize) and model.min_size == 0 and model.max_size is None:
+        return int(model.multiple)
+    return None
+
+
+def onnx_metadata(config: RunConfig, pad_multiple: int | None = None) -> dict[str, str]:
+    """The ``metadata_props`` that make an exported file self-describing.
+
+    Keys in :data:`~lale.inference.onnx_backend.JSON_KEYS` hold JSON, the rest plain text:
+    ``format``, ``format_version``, ``model``, ``num_classes``, ``in_channels``,
+    ``class_names``, ``ignore_index``, ``bands`` (1-based source bands in input order, ``null``
+    = all), ``band_names``, ``band_count``, ``scale``, ``offset``, ``mean``, ``std``,
+    ``normalization`` (the formula), ``pad_multiple``, ``input_size``, ``input``, ``output``,
+    ``class_schema`` (``ClassSchema.to_dict()``), ``run_config`` (``RunConfig.to_dict()``),
+    ``quantization``, ``lale_version`` and ``torch_version``.
+
+    Args:
+        config: The run's configuration.
+        pad_multiple: The multiple the model pads inputs to, if it pads.
+    """
+    from lale.profiling.environment import lale_version
+
+    schema = config.schema()
+    image = schema.image
+    mean, std = (
+        (config.mean, config.std)
+        if config.mean is not None and config.std is not None
+        else image.normalization()
+    )
+    sides = "any batch, height and width"
+    if pad_multiple is not None:
+        sides += (
+            f"; the graph reflect-pads H and W to a multiple of {pad_multiple}, so sides of "
+            f"{pad_multiple // 2} px or less need replicate padding first (OnnxBackend does it)"
+        )
+    values: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model": config.model,
+        "num_classes": config.num_classes,
+        "in_channels": config.in_channels,
+        "class_names": list(schema.names),
+        "ignore_index": schema.ignore_index,
+        "bands": config.bands,
+        "band_names": config.band_names,
+        "band_count": image.band_count,
+        "scale": image.scale,
+        "offset": image.offset,
+        "mean": list(mean),
+        "std": list(std),
+        "normalization": "x = ((raw + offset) / scale - mean) / std, per input channel",
+        "pad_multiple": pad_multiple,
+        "input_size": config.input_size,
+        "input": (
+            f"{INPUT_NAME}: float32 [batch, {config.in_channels}, height, width], normalised "
+            f"as in 'normalization'; {sides}"
+        ),
+        "output": (
+            f"{OUTPUT_NAME}: float32 [batch, {config.num_classes}, height, width] class "
+            "logits; argmax indexes class_names"
+        ),
+        "class_schema": config.class_schema,
+        "run_config": config.to_dict(),
+        "quantization": "none",
+        "lale_version": lale_version(),
+        "torch_version": torch.__version__,
+    }
+    return {
+        k: json.dumps(v, ensure_ascii=False) if k in JSON_KEYS else str(v)
+        for k, v in values.items()
+    }
+
+
+def _set_metadata(proto: onnx.ModelProto, props: dict[str, str]) -> None:
+    kept = [(p.key, p.value) for p in proto.metadata_props if p.key not in props]
+    del proto.metadata_props[:]
+    for key, value in [*kept, *props.items()]:
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
+def _strip_node_metadata(proto: onnx.ModelProto) -> None:
+    """Drop the exporter's per-node stack traces (local file paths) and FX bookkeeping."""
+    for node in proto.graph.node:
+        kept = [
+            (p.key, p.value)
+            for p in node.metadata_props
+            if not p.key.startswith(_DROPPED_NODE_PROPS)
+        ]
+        del node.metadata_props[:]
+        for key, value in kept:
+            entry = node.metadata_props.add()
+            entry.key, entry.value = key, value
+
+
+def _weights_bytes(proto: onnx.ModelProto) -> int:
+    return sum(len(t.raw_data) or t.ByteSize() for t in proto.graph.initializer)
+
+
+def _data_name(path: Path) -> str:
+    return f"{path.name}.data"
+
+
+def _save(proto: onnx.ModelProto, path: Path, final: Path) -> Path | None:
+    """Write ``proto`` to ``path``: one file, or (over 2 GB) weights in ``final.name + .data``.
+
+    Returns:
+        The external data file, if one was written.
+    """
+    import onnx
+
+    if _weights_bytes(proto) + (1 << 24) < _SINGLE_FILE_LIMIT:
+        data = proto.SerializeToString()
+        with open(path, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return None
+    data_file = final.parent / _data_name(final)
+    data_file.unlink(missing_ok=True)  # onnx appends to an existing data file
+    onnx.save_model(
+        proto,
+        str(path),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=_data_name(final),
+    )
+    return data_file
+
+
+def _temp_path(target: Path) -> Path:
+    """An empty file beside ``target`` with the usual permissions (mkstemp makes 0600)."""
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    umask = os.umask(0o022)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)
+    os.close(fd)
+    return Path(name)
+
+
+def _keep_torchvision_importable() -> None:
+    """Define torchvision's placeholder operators now, for good (see lale._torchvision_compat).
+
+    torch.export probes ``find_spec("torchvision")``, which fires the import hook of
+    ``lale-torchvision-compat.pth``; the hook then removes itself and the schemas it defined
+    are garbage-collected with it, so a later ``import torchvision`` (torchmetrics, for the
+    F1 comparison) fails with "operator torchvision::nms does not exist". Calling
+    :func:`~lale._torchvision_compat.install` from the imported module keeps them alive.
+    """
+    from lale import _torchvision_compat
+
+    _torchvision_compat.install()
+
+
+def graph_dims(path: str | Path) -> dict[str, tuple[int | str, ...]]:
+    """Shape of every graph input and output by name: ints for fixed axes, names for symbolic
+    ones (``"?"`` for an axis with neither)."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    dims: dict[str, tuple[int | str, ...]] = {}
+    for value in [*model.graph.input, *model.graph.output]:
+        shape = value.type.tensor_type.shape
+        dims[value.name] = tuple(
+            d.dim_param
+            if d.HasField("dim_param")
+            else d.dim_value
+            if d.HasField("dim_value")
+            else "?"
+            for d in shape.dim
+        )
+    return dims
+
+
+def _check_dynamic(dims: dict[str, tuple[int | str, ...]]) -> None:
+    for name in (INPUT_NAME, OUTPUT_NAME):
+        shape = dims.get(name)
+        if shape is None or len(shape) != 4:
+            raise ExportError(f"the graph has no 4-D {name!r} (found {dims})")
+        fixed = [
+            f"{axis}={shape[i]}"
+            for i, axis in ((0, "batch"), (2, "height"), (3, "width"))
+            if not isinstance(shape[i], str) or shape[i] == "?"
+        ]
+        if fixed:
+            raise ExportError(
+                f"the export fixed {', '.join(fixed)} of {name!r}: the graph is not dynamic"
+            )
+
+
+def check_parity(
+    model: nn.Module,
+    onnx_path: str | Path,
+    shapes: Sequence[tuple[int, ...]],
+    seed: int = 0,
+) -> tuple[ParityCheck, ...]:
+    """Max absolute logit difference of PyTorch and onnxruntime on seeded N(0, 1) inputs.
+
+    Args:
+        model: The PyTorch model (eval mode, CPU).
+        onnx_path: Its export.
+        shapes: Full input shapes ``(batch, channels, height, width)``.
+        seed: Seed of the random inputs.
+    """
+    backend = OnnxBackend(onnx_path)
+    generator = torch.Generator().manual_seed(seed)
+    checks = []
+    with torch.inference_mode():
+        for shape in shapes:
+            x = torch.randn(*shape, generator=generator)
+            size = "×".join(map(str, shape))
+            try:
+                expected = model(x).float()
+            except (RuntimeError, ValueError) as err:
+                raise ExportError(f"the PyTorch model fails on {size}: {_one_line(err)}") from err
+            try:
+                got = backend(x)
+            except Exception as err:  # onnxruntime's errors have no common public base
+                raise ExportError(f"onnxruntime fails on {size}: {_one_line(err)}") from err
+            if got.shape != expected.shape:
+                raise ExportError(
+                    f"ONNX logits have shape {tuple(got.shape)} for input {tuple(shape)}, "
+                    f"PyTorch's {tuple(expected.shape)}"
+                )
+            checks.append(ParityCheck(tuple(shape), float((got - expected).abs().max())))
+    return tuple(checks)
+
+
+def _export_proto(model: nn.Module, example: torch.Tensor, min_side: int) -> onnx.ModelProto:
+    batch = torch.export.Dim("batch")
+    height = torch.export.Dim("height", min=min_side)
+    width = torch.export.Dim("width", min=min_side)
+    try:
+        with _export_warnings():
+            program = torch.onnx.export(
+                model,
+                (example,),
+                dynamo=True,
+                dynamic_shapes=({0: batch, 2: height, 3: width},),
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                opset_version=OPSET,
+                optimize=True,
+                verbose=False,
+            )
+    except (torch.onnx.errors.OnnxExporterError, RuntimeError, ValueError) as err:
+        raise ExportError(f"torch.onnx.export failed: {_one_line(err)}") from err
+    if program is None:  # only for the legacy exporter; keeps the type checker informed
+        raise ExportError("torch.onnx.export returned no program")
+    return program.model_proto
+
+
+def export_onnx(
+    run_dir: str | Path,
+    out: str | Path | None = None,
+    *,
+    shapes: Sequence[tuple[int, int, int]] = PARITY_SHAPES,
+    tolerance: float = TOLERANCE,
+    seed: int = 0,
+    say: Say = _quiet,
+) -> ExportResult:
+    """Export a run's model to one self-contained ONNX file, checked against PyTorch.
+
+    Args:
+        run_dir: The run directory (``config.json`` + ``model.safetensors``).
+        out: The ``.onnx`` file to write; default ``RUN/model.onnx``. Replaced atomically, and
+            only once the checks pass.
+        shapes: ``(batch, height, width)`` of the parity inputs (channels from the run).
+        tolerance: Largest accepted max absolute difference of the logits.
+        seed: Seed of the example and parity inputs.
+        say: Progress messages.
+
+    Raises:
+        RunError: The run directory is incomplete or invalid.
+        ExportError: The exporter failed, fixed an axis, or the parity check failed.
+    """
+    _keep_torchvision_importable()
+    run_dir = Path(run_dir)
+    model, config = load_run(run_dir, "cpu")
+    target = run_dir / DEFAULT_NAME if out is None else Path(out)
+    if target.is_dir():
+        raise ExportError(f"{target}: is a folder; give the .onnx file to write")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    multiple = _pad_multiple(model)
+    # Sides that are not multiples of the padding stride, yet long enough to reflect: the
+    # traced branch (see the module docstring). Without internal padding, plain multiples.
+    m = multiple or 32
+    side_h, side_w = (3 * m + 1, 3 * m + 15) if multiple else (4 * m, 5 * m)
+    generator = torch.Generator().manual_seed(seed)
+    example = torch.randn(_EXAMPLE_BATCH, config.in_channels, side_h, side_w, generator=generator)
+    say(f"exporting {config.model} with the dynamo exporter (this can take a minute)…")
+    proto = _export_proto(model, example, min_side=m if multiple else 1)
+    _strip_node_metadata(proto)
+    _set_metadata(proto, onnx_metadata(config, multiple))
+    proto.doc_string = (
+        f"lale {config.model}: land-cover segmentation, {config.in_channels} bands → "
+        f"{config.num_classes} classes; see metadata_props"
+    )
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), OPSET)
+    tmp = _temp_path(target)
+    data_file: Path | None = None
+    try:
+        data_file = _save(proto, tmp, target)
+        del proto
+        dims = graph_dims(tmp)
+        _check_dynamic(dims)
+        say("checking onnxruntime against PyTorch on random inputs…")
+        full = [(b, config.in_channels, h, w) for b, h, w in shapes]
+        parity = check_parity(model, tmp, full, seed=seed)
+        worst = max(parity, key=lambda p: p.max_abs_diff, default=None)
+        if worst is not None and not worst.max_abs_diff < tolerance:
+            shape = "×".join(map(str, worst.shape))
+            raise ExportError(
+                f"parity check failed: max |ONNX - PyTorch| = {worst.max_abs_diff:.3g} at "
+                f"{shape} exceeds {tolerance:g}; nothing written"
+            )
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        if data_file is not None:
+            data_file.unlink(missing_ok=True)
+        raise
+    size = target.stat().st_size + (data_file.stat().st_size if data_file else 0)
+    return ExportResult(
+        path=target,
+        model=config.model,
+        size_bytes=size,
+        external_data=data_file,
+        opset=opset,
+        input_dims=dims[INPUT_NAME],
+        output_dims=dims[OUTPUT_NAME],
+        parity=parity,
+        tolerance=tolerance,
+    )

@@ -1,0 +1,199 @@
+"""Run an exported model (``lale export``) with onnxruntime, as a drop-in for the PyTorch one.
+
+:class:`OnnxBackend` takes what the PyTorch model takes — a normalised float32 ``B×C×H×W``
+batch of any batch size, height and width — and returns ``B×K×H×W`` logits as a tensor.
+:func:`read_metadata` decodes what the export embeds in the file (``metadata_props``): model
+name, classes, bands, scaling and normalisation, so a ``.onnx`` file is self-describing.
+
+LALE reflect-pads inputs to a multiple of 32 inside its forward pass and falls back to
+replicate padding for sides too small to reflect (16 px or less). The exported graph holds the
+reflect branch only, so the backend edge-pads such small inputs itself, exactly as PyTorch
+would, before running the graph.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
+
+__all__ = ["JSON_KEYS", "OnnxBackend", "read_metadata"]
+
+JSON_KEYS = frozenset(
+    {
+        "format_version",
+        "num_classes",
+        "in_channels",
+        "class_names",
+        "ignore_index",
+        "bands",
+        "band_names",
+        "band_count",
+        "scale",
+        "offset",
+        "mean",
+        "std",
+        "pad_multiple",
+        "input_size",
+        "class_schema",
+        "run_config",
+    }
+)
+"""``metadata_props`` keys whose values are JSON; every other value is a plain string."""
+
+
+def _decode(props: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in props.items():
+        if key in JSON_KEYS:
+            try:
+                out[key] = json.loads(value)
+            except json.JSONDecodeError:
+                out[key] = value  # written by something else: keep the text
+        else:
+            out[key] = value
+    return out
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The ``metadata_props`` of an ONNX file, JSON values (:data:`JSON_KEYS`) decoded.
+
+    Reads only the model header, not the weights. Files not written by ``lale export`` give
+    whatever metadata they carry (often none).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+    """
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: ONNX file not found")
+    model = onnx.load(str(path), load_external_data=False)
+    return _decode({p.key: p.value for p in model.metadata_props})
+
+
+def _providers(device: torch.device) -> list[Any]:
+    import onnxruntime as ort
+
+    if device.type == "cpu":
+        return ["CPUExecutionProvider"]
+    if device.type != "cuda":
+        raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {str(device)!r}")
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        warnings.warn(
+            "onnxruntime has no CUDA provider in this installation (it needs the "
+            "onnxruntime-gpu package); running the ONNX model on the CPU",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return ["CPUExecutionProvider"]
+    return [("CUDAExecutionProvider", {"device_id": device.index or 0}), "CPUExecutionProvider"]
+
+
+class OnnxBackend:
+    """An ONNX model in an onnxruntime session, called like the PyTorch model.
+
+    Args:
+        path: The ``.onnx`` file (self-contained, as ``lale export`` writes it).
+        device: ``"cpu"``, or ``"cuda[:N]"`` for onnxruntime's CUDA provider; without that
+            provider (plain ``onnxruntime``) a ``RuntimeWarning`` is issued and the CPU is used.
+        threads: onnxruntime intra-op threads; ``None`` = onnxruntime's default (all cores).
+
+    Attributes:
+        path: The model file.
+        metadata: Decoded ``metadata_props`` (see :func:`read_metadata`).
+        providers: Execution providers the session actually uses.
+        input_name: Name of the graph's image input.
+        in_channels: Input channels the graph takes (``None`` if the graph leaves it open).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: ``device`` is neither CPU nor CUDA, or ``threads`` < 1.
+    """
+
+    def __init__(
+        self, path: str | Path, device: str | torch.device = "cpu", threads: int | None = None
+    ) -> None:
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"{self.path}: ONNX file not found")
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        self.device = torch.device(device)
+        self.session: ort.InferenceSession = ort.InferenceSession(
+            str(self.path), sess_options=options, providers=_providers(self.device)
+        )
+        self.providers: list[str] = list(self.session.get_providers())
+        self.metadata = _decode(dict(self.session.get_modelmeta().custom_metadata_map))
+        graph_input = self.session.get_inputs()[0]
+        self.input_name: str = graph_input.name
+        channels = graph_input.shape[1] if len(graph_input.shape) == 4 else None
+        self.in_channels: int | None = channels if isinstance(channels, int) else None
+        multiple = self.metadata.get("pad_multiple")
+        self._multiple: int | None = multiple if isinstance(multiple, int) else None
+
+    @property
+    def class_names(self) -> list[str] | None:
+        """Class names in logit order, if the file records them."""
+        names = self.metadata.get("class_names")
+        return list(names) if isinstance(names, list) else None
+
+    def __repr__(self) -> str:
+        model = self.metadata.get("model", "?")
+        return f"OnnxBackend({str(self.path)!r}, model={model!r}, providers={self.providers})"
+
+    def _edge_pad(self, x: np.ndarray) -> tuple[np.ndarray, int, int]:
+        """Replicate-pad inputs too small to reflect, as the PyTorch model does."""
+        h, w = x.shape[-2:]
+        m = self._multiple
+        if m is None:
+            return x, h, w
+        pad_h, pad_w = (-h) % m, (-w) % m
+        if pad_h < h and pad_w < w:
+            return x, h, w  # the graph's own reflect padding applies
+        return np.pad(x, ((0, 0), (0, 0), (0, pad_h), (0, pad_w)), mode="edge"), h, w
+
+    def __call__(self, x: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Logits ``B×K×H×W`` (float32) of a normalised ``B×C×H×W`` batch.
+
+        A tensor input gets its logits back on its own device; a numpy input on the CPU.
+
+        Raises:
+            TypeError: The input is not floating point (raw samples must be normalised first).
+            ValueError: The input is not ``B×C×H×W`` with the model's channel count.
+        """
+        if isinstance(x, torch.Tensor):
+            out_device = x.device
+            if not x.is_floating_point():
+                raise TypeError(f"expected a normalised float batch, got {x.dtype}")
+            array = x.detach().to("cpu", torch.float32).numpy()
+        else:
+            out_device = torch.device("cpu")
+            array = np.asarray(x)
+            if not np.issubdtype(array.dtype, np.floating):
+                raise TypeError(f"expected a normalised float batch, got {array.dtype}")
+            array = array.astype(np.float32, copy=False)
+        if array.ndim != 4:
+            raise ValueError(f"expected a B×C×H×W batch, got shape {tuple(array.shape)}")
+        if self.in_channels is not None and array.shape[1] != self.in_channels:
+            raise ValueError(
+                f"{self.path.name} takes {self.in_channels} channels, got {array.shape[1]}"
+            )
+        array, h, w = self._edge_pad(np.ascontiguousarray(array))
+        logits = self.session.run(None, {self.input_name: array})[0]
+        out = torch.from_numpy(np.ascontiguousarray(logits[..., :h, :w]))
+        return out if out_device.type == "cpu" else out.to(out_device)

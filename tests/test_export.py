@@ -1,0 +1,246 @@
+"""Tests of ``lale export``: ONNX through the dynamo exporter, int8, metadata, the backend.
+
+One freshly built (untrained) ``lale_t`` run is exported once through the command line with
+``--int8`` (``exported``, ~30 s on a CPU: the dynamo exporter reasons about symbolic shapes);
+every other test only reads those files. The run records a tiny synthetic test split, so the
+macro-F1 comparison runs too.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import typer
+from typer.testing import CliRunner
+
+from lale.cli_export import register
+from lale.data.aras import ARAS400K
+from lale.data.synthetic import write_dataset
+from lale.inference import export as export_module
+from lale.inference.export import (
+    DEFAULT_NAME,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    DataUnavailableError,
+    ExportError,
+    _check_dynamic,
+    export_onnx,
+    graph_dims,
+    read_metadata,
+)
+from lale.inference.onnx_backend import OnnxBackend
+from lale.inference.quantize import compare_f1, default_int8_path
+from lale.models.registry import create_model
+from lale.runs import RunConfig, load_run, save_run
+from lale.training.evaluate import evaluate_run
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")  # the dynamo exporter's ONNX builder
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:.*LeafSpec.*is deprecated"),
+    pytest.mark.slow,  # one ~30 s export shared by the module
+]
+
+runner = CliRunner()
+app = typer.Typer(pretty_exceptions_enable=False)
+
+
+@app.callback()
+def _main() -> None:
+    """Test app holding only ``export``."""
+
+
+register(app)
+
+
+@dataclass(frozen=True)
+class Exported:
+    run: Path
+    fp32: Path
+    int8: Path
+    output: str
+
+
+def _make_run(run_dir: Path, data: Path | None) -> Path:
+    torch.manual_seed(0)
+    recipe = {"data": str(data)} if data is not None else None
+    config = RunConfig.from_schema("lale_t", ARAS400K, recipe=recipe)
+    return save_run(run_dir, create_model("lale_t"), config)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    """One intra-op thread: on a shared machine spinning workers only slow small models."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
+    root = tmp_path_factory.mktemp("export")
+    data = root / "data"
+    write_dataset(data, train=0, val=0, test=2, size=64, seed=0)
+    run = _make_run(root / "run", data)
+    out = root / "shipped" / "model.onnx"
+    result = runner.invoke(app, ["export", f"--run={run}", f"--out={out}", "--int8"])
+    assert result.exit_code == 0, result.output
+    return Exported(run, out, default_int8_path(out), result.output)
+
+
+def _random(*shape: int, seed: int = 1) -> torch.Tensor:
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def test_cli_reports_parity_sizes_and_f1(exported: Exported) -> None:
+    out = exported.output
+    assert "in one file" in out and "[batch, 3, height, width]" in out
+    worst = next(line for line in out.splitlines() if line.strip().startswith("worst"))
+    assert float(worst.split()[1]) < 1e-4
+    assert f"int8: wrote {exported.int8}" in out
+    assert "macro-F1 on" in out and "(2 images)" in out and "points)" in out
+
+
+def test_graph_has_symbolic_batch_height_and_width(exported: Exported) -> None:
+    dims = graph_dims(exported.fp32)
+    assert dims[INPUT_NAME] == ("batch", 3, "height", "width")
+    assert dims[OUTPUT_NAME] == ("batch", 7, "height", "width")
+    # Plain onnxruntime (no lale backend) at another batch and odd sides than the example's.
+    session = ort.InferenceSession(str(exported.fp32), providers=["CPUExecutionProvider"])
+    for shape in [(2, 3, 250, 198), (3, 3, 64, 97)]:
+        (logits,) = session.run(None, {INPUT_NAME: _random(*shape).numpy()})
+        assert logits.shape == (shape[0], 7, *shape[2:])
+
+
+def test_fixed_axes_are_refused() -> None:
+    with pytest.raises(ExportError, match="batch=1"):
+        _check_dynamic({INPUT_NAME: (1, 3, "h", "w"), OUTPUT_NAME: (1, 7, "h", "w")})
+
+
+def test_failed_checks_write_nothing(
+    exported: Exported, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The library path, with the exporter's output replaced by the shared export (no 30 s)."""
+    run = Path(shutil.copytree(exported.run, tmp_path / "run"))
+    fixed_batch = False
+
+    def reuse(model: Any, example: Any, min_side: int) -> Any:
+        proto = onnx.load(str(exported.fp32))
+        if fixed_batch:
+            proto.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1
+        return proto
+
+    monkeypatch.setattr(export_module, "_export_proto", reuse)
+    with pytest.raises(ExportError, match="parity check failed"):
+        export_onnx(run, tolerance=0.0)
+    assert not [p for p in run.iterdir() if ".onnx" in p.name]
+    fixed_batch = True
+    with pytest.raises(ExportError, match="fixed batch=1"):
+        export_onnx(run)
+    assert not [p for p in run.iterdir() if ".onnx" in p.name]
+    fixed_batch = False
+    result = export_onnx(run, shapes=[(2, 40, 50)])
+    assert result.path == run / DEFAULT_NAME and result.external_data is None
+    assert [p.shape for p in result.parity] == [(2, 3, 40, 50)] and result.worst < 1e-4
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 250, 198), (1, 3, 96, 64), (1, 3, 9, 70)])
+def test_parity_with_pytorch(exported: Exported, shape: tuple[int, ...]) -> None:
+    model, _ = load_run(exported.run)
+    x = _random(*shape)
+    with torch.inference_mode():
+        expected = model(x)
+    got = OnnxBackend(exported.fp32, threads=1)(x)
+    assert got.dtype == torch.float32 and got.shape == expected.shape
+    assert float((got - expected).abs().max()) < 1e-4
+
+
+def test_backend_takes_numpy_and_checks_its_input(exported: Exported) -> None:
+    backend = OnnxBackend(exported.fp32, device="cpu", threads=1)
+    x = _random(1, 3, 40, 50)
+    assert torch.equal(backend(x.numpy()), backend(x))
+    assert backend.class_names == list(ARAS400K.names)
+    with pytest.raises(ValueError, match="3 channels"):
+        backend(_random(1, 4, 40, 50))
+    with pytest.raises(ValueError, match="B×C×H×W"):
+        backend(_random(3, 40, 50))
+    with pytest.raises(TypeError, match="normalised float"):
+        backend(torch.zeros(1, 3, 40, 50, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="device"):
+        OnnxBackend(exported.fp32, device="meta")
+
+
+def test_single_file_survives_a_move(exported: Exported, tmp_path: Path) -> None:
+    assert not list(exported.fp32.parent.glob("*.data"))
+    moved = tmp_path / "elsewhere" / "lale.onnx"
+    moved.parent.mkdir()
+    shutil.copy(exported.fp32, moved)
+    x = _random(2, 3, 33, 47)
+    assert torch.equal(OnnxBackend(moved, threads=1)(x), OnnxBackend(exported.fp32, threads=1)(x))
+
+
+def test_metadata_describes_the_model(exported: Exported) -> None:
+    meta: dict[str, Any] = read_metadata(exported.fp32)
+    config = RunConfig.from_dict(meta["run_config"])  # the whole run config round-trips
+    image = ARAS400K.image
+    assert meta["format"] == "lale.onnx" and meta["model"] == "lale_t"
+    assert meta["class_names"] == list(ARAS400K.names)
+    assert meta["num_classes"] == 7 and meta["in_channels"] == 3
+    assert meta["mean"] == config.mean and meta["std"] == config.std
+    assert meta["scale"] == image.scale and meta["offset"] == image.offset
+    assert meta["bands"] == config.bands and meta["band_count"] == image.band_count
+    assert meta["pad_multiple"] == 32 and meta["quantization"] == "none"
+    assert meta["class_schema"] == ARAS400K.to_dict()
+    assert config.model == "lale_t" and config.model_kwargs["dims"] == [32, 64, 128, 192]
+    int8 = read_metadata(exported.int8)
+    assert int8["quantization"].startswith("int8") and int8["class_names"] == meta["class_names"]
+
+
+def test_int8_is_smaller_and_agrees(exported: Exported) -> None:
+    assert exported.int8.stat().st_size < 0.6 * exported.fp32.stat().st_size
+    x = _random(2, 3, 250, 198)
+    fp32 = OnnxBackend(exported.fp32, threads=1)(x)
+    int8 = OnnxBackend(exported.int8, threads=1)(x)
+    assert int8.shape == fp32.shape == (2, 7, 250, 198)
+    assert float((int8.argmax(1) == fp32.argmax(1)).float().mean()) > 0.9
+
+
+def test_evaluate_with_the_onnx_forward_matches_pytorch(exported: Exported) -> None:
+    data = exported.run.parent / "data"
+    change = compare_f1(exported.run, exported.fp32, exported.int8, batch_size=2)
+    torch_scores = evaluate_run(exported.run, data, "test", batch_size=2)
+    assert change.images == 2 and change.data == data
+    assert change.fp32_scores["confusion_matrix"] == torch_scores["confusion_matrix"]
+    assert change.fp32 == torch_scores["macro"]["f1"]
+
+
+def test_missing_dataset_is_reported_not_guessed(exported: Exported, tmp_path: Path) -> None:
+    no_data = _make_run(tmp_path / "no_data", None)
+    with pytest.raises(DataUnavailableError, match="records no dataset"):
+        compare_f1(no_data, exported.fp32, exported.int8)
+    with pytest.raises(DataUnavailableError, match="not found"):
+        compare_f1(exported.run, exported.fp32, exported.int8, tmp_path / "gone")
+
+
+def test_missing_run_dir_is_a_one_line_error(tmp_path: Path) -> None:
+    missing = tmp_path / "missing"
+    result = runner.invoke(app, ["export", f"--run={missing}", f"--out={tmp_path / 'm.onnx'}"])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "missing" in lines[0] and "not found" in lines[0]
+    assert not list(tmp_path.glob("*.onnx*"))
+
+
+def test_default_name_is_what_predict_loads() -> None:
+    from lale.inference.predict import ONNX_NAME
+
+    assert DEFAULT_NAME == ONNX_NAME
