@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from lale.cli_export import register as register_export_command
+from lale.cli_predict import register as register_predict_command
 from lale.cli_training import register as register_training_commands
 from lale.demo import DemoConfig
 from lale.models.registry import UnknownModelError, list_models
@@ -328,6 +329,7 @@ def prepare_command(
 
 register_training_commands(app)
 register_export_command(app)
+register_predict_command(app)
 
 
 if __name__ == "__main__":
