@@ -6,16 +6,16 @@ table with ratios against a reference), ``lale demo`` and ``lale --version``.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Literal, NoReturn
+from typing import Annotated, Literal
 
 import torch
 import typer
 from rich.console import Console
 from rich.markup import escape
 
+from lale.cli_common import EXIT_FAILURE, fail, stdout
 from lale.cli_export import register as register_export_command
 from lale.cli_predict import register as register_predict_command
 from lale.cli_training import register as register_training_commands
@@ -44,24 +44,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-#: Exit code for invalid user input (unknown model, unavailable device, bad option values).
-EXIT_USAGE = 2
-#: Exit code for a model that failed while being profiled.
-EXIT_FAILURE = 1
-
 
 DEMO = DemoConfig()  # lale.demo.DemoConfig: what `lale demo` runs
-
-
-def _stdout() -> Console:
-    # Wide tables stay readable when output is redirected to a file or captured.
-    return Console(width=None if sys.stdout.isatty() else 200)
-
-
-def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    """Print a one-line error (no traceback) and exit with ``code``."""
-    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
-    raise typer.Exit(code)
 
 
 def _version_callback(value: bool) -> None:
@@ -86,7 +70,7 @@ def _summaries(size: int, family: Literal["lale", "baseline"] | None = None) -> 
     try:
         names = list_models(family)
     except ImportError as err:
-        _fail(f"could not load the model registry: {err}", EXIT_FAILURE)
+        raise fail(f"could not load the model registry: {err}", EXIT_FAILURE) from None
     return summarize_models(names, size, progress=True)
 
 
@@ -98,7 +82,7 @@ def models_command(
     ] = None,
 ) -> None:
     """List every registered model with its parameters and GMACs (one 1×3×size² input)."""
-    _stdout().print(models_table(_summaries(size, family)))
+    stdout().print(models_table(_summaries(size, family)))
 
 
 def _profile(
@@ -113,15 +97,15 @@ def _profile(
             names, config, reference=reference, on_error="skip" if skip_errors else "raise"
         )
     except (UnknownModelError, DeviceUnavailableError) as err:
-        _fail(str(err))
+        raise fail(str(err)) from None
     except ProfilingError as err:
-        _fail(str(err), EXIT_FAILURE)
+        raise fail(str(err), EXIT_FAILURE) from None
     except ImportError as err:
-        _fail(f"could not load the model registry: {err}", EXIT_FAILURE)
+        raise fail(f"could not load the model registry: {err}", EXIT_FAILURE) from None
     except ValueError as err:  # e.g. "arch:encoder" on a model without encoders
-        _fail(str(err))
+        raise fail(str(err)) from None
     except KeyboardInterrupt:
-        _fail("interrupted", 130)
+        raise fail("interrupted", 130) from None
 
 
 @app.command("profile")
@@ -174,7 +158,7 @@ def profile_command(
     )
     ref = None if reference.lower() == "none" else reference
     run = _profile(models, config, ref, skip_errors=skip_errors)
-    out = _stdout()
+    out = stdout()
     out.print(profile_table(run))
     if json_path is not None:
         out.print(f"wrote {escape(str(write_json(run, json_path)))}")
@@ -199,7 +183,7 @@ def demo_command(
     from lale.training.run import TrainingError
 
     _quiet_lightning()
-    console = _stdout()
+    console = stdout()
     config = replace(DEMO, minutes=minutes)
     console.print(
         f"[bold]lale demo[/] — {config.model} on synthetic land cover, then against "
@@ -209,7 +193,7 @@ def demo_command(
     try:
         result = run_demo(out, config, seeds=seeds, progress=progress, say=console.print)
     except TrainingError as err:
-        _fail(str(err), EXIT_FAILURE)
+        raise fail(str(err), EXIT_FAILURE) from None
     if result.profile is not None:
         console.print(profile_table(result.profile))
     for line in headline(result, config):
@@ -255,7 +239,7 @@ def synth_command(
         table.add_column(f"{split} ({summary.splits[split].count})", justify="right")
     for k, name in enumerate(summary.class_names):
         table.add_row(name, *(f"{s.fractions[k]:.1%}" for s in summary.splits.values()))
-    console = _stdout()
+    console = stdout()
     console.print(table)
     if mosaic and train > 0:
         samples = [generate_scene(patch_rng(seed, "train", i), size) for i in range(min(8, train))]
@@ -297,7 +281,9 @@ def prepare_command(
     try:
         from lale.data import prepare as prep
     except ImportError as err:
-        _fail(f"lale prepare needs rasterio ({err}): pip install rasterio", EXIT_FAILURE)
+        raise fail(
+            f"lale prepare needs rasterio ({err}): pip install rasterio", EXIT_FAILURE
+        ) from None
     from rich.progress import MofNCompleteColumn, Progress, TimeRemainingColumn
 
     columns = (*Progress.get_default_columns()[:-1], MofNCompleteColumn(), TimeRemainingColumn())
@@ -320,8 +306,8 @@ def prepare_command(
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
     except (prep.DataError, prep.PrepareError) as err:
-        _fail(str(err))
-    console = _stdout()
+        raise fail(str(err)) from None
+    console = stdout()
     console.print(prep.summary_table(summary))
     console.print(prep.class_table(summary))
     console.print(f"wrote {escape(str(summary.json_path))}")

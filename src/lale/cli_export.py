@@ -9,16 +9,9 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from lale.cli_common import EXIT_FAILURE, fail
 from lale.data.errors import DataError
 from lale.runs import RunError
-
-#: Exit code for a failed export (bad run directory, exporter failure, failed checks).
-EXIT_FAILURE = 1
-
-
-def _fail(message: str, code: int = EXIT_FAILURE) -> typer.Exit:
-    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
-    return typer.Exit(code)
 
 
 def _mb(size: int) -> str:
@@ -41,8 +34,9 @@ def _require_onnx() -> None:
         except ImportError:
             missing.append(module)
     if missing:
-        raise _fail(
-            f"lale export needs {', '.join(missing)}: pip install onnx onnxruntime onnxscript"
+        raise fail(
+            f"lale export needs {', '.join(missing)}: pip install onnx onnxruntime onnxscript",
+            EXIT_FAILURE,
         )
 
 
@@ -87,7 +81,7 @@ def export_command(
     try:
         result = export_onnx(run, out, tolerance=tolerance, say=lambda m: say(escape(m)))
     except (RunError, ExportError) as err:
-        raise _fail(str(err)) from None
+        raise fail(str(err), EXIT_FAILURE) from None
     where = (
         "in one file"
         if result.external_data is None
@@ -109,7 +103,7 @@ def export_command(
     try:
         q = quantize_int8(result.path, int8_out, conv=int8_conv)
     except ExportError as err:
-        raise _fail(str(err)) from None
+        raise fail(str(err), EXIT_FAILURE) from None
     say(
         f"int8: wrote {escape(str(q.path))}: {_mb(q.size_bytes)} "
         f"({q.size_bytes / q.fp32_size_bytes:.0%} of fp32), {'/'.join(q.ops)} weights; "
@@ -124,7 +118,7 @@ def export_command(
         say(f"int8 macro-F1 change not measured: {escape(str(err))}")
         return
     except (RunError, DataError, ValueError) as err:
-        raise _fail(str(err)) from None
+        raise fail(str(err), EXIT_FAILURE) from None
     delta = "n/a" if change.delta is None else f"{change.delta * 100:+.2f} points"
     say(
         f"macro-F1 on {escape(str(change.data / change.split))} ({change.images} images): "

@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.progress import MofNCompleteColumn, Progress, TaskID, TimeRemainingColumn
 from rich.table import Table
 
+from lale.cli_common import fail
 from lale.data.errors import DataError
 
 if TYPE_CHECKING:
@@ -29,8 +30,6 @@ ProgressFn = Callable[[int, int], None]
 
 EXIT_FAILED = 1
 """Some input could not be predicted."""
-EXIT_USAGE = 2
-"""Bad options, run directory or device."""
 _BAR_MIN_WINDOWS = 16  # scenes with fewer windows finish too fast for a progress bar
 
 
@@ -58,11 +57,6 @@ def output_names(paths: Sequence[Path]) -> list[str]:
         seen[p.stem] = seen.get(p.stem, 0) + 1
         names.append(p.stem if seen[p.stem] == 1 else f"{p.stem}-{seen[p.stem]}")
     return names
-
-
-def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
-    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
-    return typer.Exit(code)
 
 
 def parse_bands(text: str | None) -> tuple[int, ...] | None:
@@ -196,9 +190,9 @@ def predict_command(
             raise ValueError(f"unsupported device {device!r} ({err})") from None
         model, config = load_backend(run, backend, dev)
     except (ValueError, DeviceUnavailableError, BackendUnavailableError, RunError) as err:
-        raise _fail(str(err)) from None
+        raise fail(str(err)) from None
     if options.bands is not None and len(options.bands) != config.in_channels:
-        raise _fail(
+        raise fail(
             f"--bands gives {len(options.bands)} bands; the model takes {config.in_channels}"
         )
 

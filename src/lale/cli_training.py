@@ -12,14 +12,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from lale.cli_common import fail
 from lale.data.errors import DataError
 from lale.models.registry import UnknownModelError
 from lale.runs import RunError
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
-    return typer.Exit(code)
 
 
 def _model_args(items: list[str] | None) -> dict[str, Any]:
@@ -28,7 +24,7 @@ def _model_args(items: list[str] | None) -> dict[str, Any]:
     for item in items or []:
         key, sep, raw = item.partition("=")
         if not sep or not key:
-            raise _fail(f"--model-arg expects key=value, got {item!r}")
+            raise fail(f"--model-arg expects key=value, got {item!r}")
         try:
             out[key] = json.loads(raw)
         except json.JSONDecodeError:
@@ -43,7 +39,7 @@ def _weights(value: str | None) -> tuple[str | None, tuple[float, ...] | None]:
         return None, tuple(float(v) for v in value.split(","))
     except ValueError:
         message = f"--class-weights expects 'auto' or comma-separated numbers, got {value!r}"
-        raise _fail(message) from None
+        raise fail(message) from None
 
 
 def _quiet_lightning() -> None:
@@ -132,7 +128,7 @@ def train_command(
             result = resume_run(resume, epochs, hardware, say=console.print)
         else:
             if data is None or out is None:
-                raise _fail("give --data and --out (or --resume RUN_DIR)")
+                raise fail("give --data and --out (or --resume RUN_DIR)")
             auto, weights = _weights(class_weights)
             recipe = Recipe(
                 lr=lr,
@@ -160,7 +156,7 @@ def train_command(
             )
             result = train(options, say=console.print)
     except (TrainingError, RunError, DataError, UnknownModelError) as err:
-        raise _fail(str(err), 1) from None
+        raise fail(str(err), 1) from None
     _summary(console, result)
 
 
@@ -200,7 +196,7 @@ def evaluate_command(
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
     except (RunError, DataError) as err:
-        raise _fail(str(err), 1) from None
+        raise fail(str(err), 1) from None
     console.print(scores_table(scores, title=f"{scores['model']} on {escape(str(data))} / {split}"))
     target = json_path or run / f"eval_{split}.json"
     write_json_atomic(target, scores)
