@@ -9,7 +9,6 @@ macro-F1 comparison runs too.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +44,7 @@ ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")  # the dynamo exporter's ONNX builder
 
 pytestmark = [
+    pytest.mark.usefixtures("one_thread"),
     pytest.mark.filterwarnings("ignore:.*LeafSpec.*is deprecated"),
     pytest.mark.slow,  # one ~30 s export shared by the module
 ]
@@ -74,15 +74,6 @@ def _make_run(run_dir: Path, data: Path | None) -> Path:
     recipe = {"data": str(data)} if data is not None else None
     config = RunConfig.from_schema("lale_t", ARAS400K, recipe=recipe)
     return save_run(run_dir, create_model("lale_t"), config)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """One intra-op thread: on a shared machine spinning workers only slow small models."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -81,15 +81,6 @@ class Pixelwise(nn.Module):
         return self.conv(x)
 
 
-@pytest.fixture
-def one_thread() -> Any:
-    """lale_t on one thread: two OpenMP threads crawl when another process holds a core."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An untrained lale_t run for 8-bit RGB (the ARAS400k schema)."""

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +42,10 @@ TINY_ARGS = [f"--model-arg={k}={json.dumps(v)}" for k, v in TINY.items()]
 BATCH, CROP, SIZE = 4, 64, 64
 FIGURES = ("confusion_matrix.png", "per_class.png", "samples.png", "history.png")
 
-pytestmark = pytest.mark.filterwarnings("ignore:.*LeafSpec.*is deprecated")  # inside Lightning
+pytestmark = [
+    pytest.mark.usefixtures("one_thread"),
+    pytest.mark.filterwarnings("ignore:.*LeafSpec.*is deprecated"),  # inside Lightning
+]
 
 
 def _quiet(_: str) -> None:
@@ -114,16 +116,6 @@ def _assert_same_training_state(a: Path, b: Path) -> None:
 def _rows(run_dir: Path) -> list[dict[str, str]]:
     with open(run_dir / "metrics.csv", newline="") as fh:
         return list(csv.DictReader(fh))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """One intra-op thread: tiny convolutions gain nothing from more, and on a shared machine
-    spinning worker threads make them several times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
