@@ -736,6 +736,14 @@ def colour_methods(
     return out
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when inside it (no machine paths in results)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -796,7 +804,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ["python benchmarks/synthetic_separability.py", *(argv or sys.argv[1:])]
         ),
         "environment": asdict(collect_environment("cpu")),
-        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "settings": {k: _shown(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "class_names": list(ARAS400K.names),
         "class_fractions": {k: v.class_fractions() for k, v in splits.items()},
         "generation_seconds": round(gen_seconds, 1),
