@@ -256,6 +256,17 @@ def resume(
     return _fit(task, options, schema, recipe, ckpt=ckpt, say=say)
 
 
+def _leave_process_group() -> None:
+    """Destroy the DDP process group once this rank is done.
+
+    Lightning leaves it alive; at interpreter exit gloo's threads are then torn down unjoined
+    and a rank can abort ("terminate called without an active exception").
+    """
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def _fit(
     task: SegmentationTask,
     options: TrainOptions,
@@ -322,6 +333,7 @@ def _fit(
         test_scores = task.test_scores
         if trainer.is_global_zero and test_scores is not None:
             write_outputs(out, test_scores, task.net, data.split("test"), table.rows, schema)
+    _leave_process_group()
     stopped = bool(early is not None and early.stopped_epoch > 0)
     return TrainResult(
         run_dir=out,
