@@ -13,11 +13,11 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from lale.data.dataset import PadCollate, SegmentationDataset, scan_split
-from lale.data.errors import DataError
 from lale.data.io import read_image, read_info, read_mask
 from lale.data.schema import ARAS400K, WORLDCOVER, ClassSchema, ImageSpec
 from lale.data.stats import compute_band_stats
 from lale.data.synthetic import write_dataset
+from lale.errors import DataError
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "sentinel2-amazon"
 PAL = ARAS400K.palette()

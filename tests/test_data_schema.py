@@ -10,7 +10,6 @@ import pytest
 
 from lale.data.aras import ARAS400K as ARAS_REEXPORT
 from lale.data.aras import ClassSchema as ClassSchemaReexport
-from lale.data.errors import DataError
 from lale.data.schema import (
     ARAS400K,
     IMAGENET_MEAN,
@@ -22,6 +21,7 @@ from lale.data.schema import (
     load_schema,
     save_schema,
 )
+from lale.errors import DataError
 
 CUSTOM = ClassSchema(
     names=("dryout", "forest", "village", "water"),

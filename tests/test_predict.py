@@ -23,8 +23,8 @@ from torch import Tensor, nn
 from typer.testing import CliRunner
 
 from lale.cli_predict import output_names, parse_bands, register
-from lale.data.errors import DataError
 from lale.data.schema import ARAS400K, ClassSchema, ImageSpec
+from lale.errors import DataError
 from lale.inference.areas import AreaCounter, row_areas_km2
 from lale.inference.predict import (
     PredictOptions,

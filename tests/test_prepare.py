@@ -33,7 +33,6 @@ from rasterio.windows import Window  # noqa: E402
 
 from lale import cli  # noqa: E402
 from lale.data.aras import ARAS400K  # noqa: E402
-from lale.data.errors import DataError  # noqa: E402
 from lale.data.prepare import (  # noqa: E402
     SPLITS,
     PrepareError,
@@ -47,6 +46,7 @@ from lale.data.prepare import (  # noqa: E402
     remap_worldcover,
 )
 from lale.data.rasters import band_offsets, read_image_window, to_uint8  # noqa: E402
+from lale.errors import DataError  # noqa: E402
 
 runner = CliRunner()
 

@@ -12,7 +12,7 @@ import safetensors.torch
 import torch
 from torch import nn
 
-import lale.runs as runs
+import lale.atomic as atomic
 from lale.data.schema import ARAS400K
 from lale.models import create_model
 from lale.runs import (
@@ -177,7 +177,7 @@ def test_crash_mid_write_keeps_the_previous_files(
     save_weights(model, tmp_path / WEIGHTS_NAME)
     write_json_atomic(tmp_path / CONFIG_NAME, {"step": 1})
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    monkeypatch.setattr(runs, "_write_chunks", _crash_halfway)
+    monkeypatch.setattr(atomic, "_write_chunks", _crash_halfway)
     with torch.no_grad():
         model.weight.add_(1.0)
     with pytest.raises(OSError, match="disk full"):

@@ -29,9 +29,9 @@ from typer.testing import CliRunner
 
 from lale import cli
 from lale.data.synthetic import write_dataset
+from lale.run_layout import CHECKPOINT
 from lale.runs import load_config, load_run
 from lale.training import module as training_module
-from lale.training.callbacks import CHECKPOINT
 from lale.training.module import Recipe
 from lale.training.run import TrainingError, TrainOptions, resume, train
 

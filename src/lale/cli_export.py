@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from lale.cli_common import EXIT_FAILURE, fail
-from lale.data.errors import DataError
+from lale.errors import DataError
 from lale.runs import RunError
 
 

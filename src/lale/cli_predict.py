@@ -21,7 +21,7 @@ from rich.progress import MofNCompleteColumn, Progress, TaskID, TimeRemainingCol
 from rich.table import Table
 
 from lale.cli_common import fail
-from lale.data.errors import DataError
+from lale.errors import DataError
 
 if TYPE_CHECKING:
     from lale.inference.predict import SceneResult

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from lale.cli_common import fail
-from lale.data.errors import DataError
+from lale.errors import DataError
 from lale.models.registry import UnknownModelError
 from lale.runs import RunError
 
@@ -177,7 +177,7 @@ def evaluate_command(
     """Score a trained run on a split: OA, per-class and macro F1 / IoU / precision / recall."""
     from rich.progress import Progress
 
-    from lale.runs import write_json_atomic
+    from lale.atomic import write_json_atomic
     from lale.training.evaluate import evaluate_run
     from lale.training.metrics import scores_table
 

@@ -20,28 +20,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lale.atomic import write_bytes_atomic, write_json_atomic
 from lale.data.synthetic import write_dataset
 from lale.profiling import ProfileRun, TimingConfig, profile_models, ratio_summary
 from lale.profiling.tables import profile_markdown
-from lale.runs import write_json_atomic
+from lale.run_layout import run_files
 from lale.training.module import Recipe
 from lale.training.run import TrainOptions, TrainResult, train
 
 Say = Callable[[str], None]
 # Files a previous demo left in its run directory (removed before a new one starts).
-_OWN = (
-    "config.json",
-    "model.safetensors",
-    "metrics.csv",
-    "test_metrics.json",
-    "confusion_matrix.png",
-    "per_class.png",
-    "samples.png",
-    "history.png",
-    "efficiency.json",
-    "report.md",
-    "summary.json",
-)
+_EFFICIENCY, _REPORT, _SUMMARY = "efficiency.json", "report.md", "summary.json"
+_OWN = (*run_files(), _EFFICIENCY, _REPORT, _SUMMARY)
 
 
 @dataclass(frozen=True)
@@ -148,10 +138,10 @@ def run_demo(
     say(f"profiling {cfg.model} against {', '.join(cfg.rivals)}")
     timing = TimingConfig(size=cfg.size, batch_size=cfg.profile_batch, warmup=2, repeats=5)
     profile = profile_models([cfg.model, *cfg.rivals], timing, reference=cfg.rivals[0])
-    write_json_atomic(out / "efficiency.json", profile.to_dict())
+    write_json_atomic(out / _EFFICIENCY, profile.to_dict())
     result = DemoResult(out, runs, profile)
-    (out / "report.md").write_text(report(result, cfg, data))
-    write_json_atomic(out / "summary.json", summary(result, cfg))
+    write_bytes_atomic(out / _REPORT, report(result, cfg, data).encode())
+    write_json_atomic(out / _SUMMARY, summary(result, cfg))
     return result
 
 

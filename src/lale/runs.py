@@ -17,21 +17,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import safetensors.torch
 import torch
 from safetensors import SafetensorError
 from torch import nn
 
-from lale.data.errors import DataError
+from lale import run_layout
+from lale.atomic import write_bytes_atomic, write_json_atomic
+from lale.errors import RunError
 
 if TYPE_CHECKING:
     from lale.data.schema import ClassSchema
@@ -51,19 +51,11 @@ __all__ = [
     "write_json_atomic",
 ]
 
-WEIGHTS_NAME = "model.safetensors"
-CONFIG_NAME = "config.json"
+WEIGHTS_NAME = run_layout.WEIGHTS
+CONFIG_NAME = run_layout.CONFIG
 CONFIG_VERSION = 1
 """Version of the ``config.json`` format; a newer file is refused rather than misread."""
 _FORMAT = "lale.run"
-_CHUNK = 1 << 20
-
-
-class RunError(DataError):
-    """A run directory or one of its files is missing or invalid.
-
-    ``str(error)`` is one line, ``"<file>: <what is wrong>"``; the file is kept in :attr:`path`.
-    """
 
 
 def _now() -> str:
@@ -234,51 +226,6 @@ class RunConfig:
         return cls(**body)
 
 
-def _write_chunks(fh: IO[bytes], data: bytes) -> None:
-    for start in range(0, len(data), _CHUNK):
-        fh.write(data[start : start + _CHUNK])
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` by ``data`` all at once: temp file, fsync, ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            _write_chunks(fh, data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if os.name == "posix":  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
-def write_json_atomic(path: str | Path, obj: Any) -> None:
-    """Write ``obj`` as indented UTF-8 JSON to ``path``, atomically.
-
-    Raises:
-        ValueError: ``obj`` holds NaN/inf (not valid JSON; use ``None``).
-        TypeError: ``obj`` holds something JSON cannot represent.
-    """
-    text = json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    _write_bytes_atomic(Path(path), text.encode("utf-8"))
-
-
 def _fp32_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """CPU copies of the state dict, floats as fp32; tied tensors stored once."""
     state: dict[str, torch.Tensor] = {}
@@ -302,7 +249,7 @@ def _fp32_state(model: nn.Module) -> dict[str, torch.Tensor]:
 def save_weights(model: nn.Module, path: str | Path) -> None:
     """Write the model's state as fp32 safetensors to ``path``, atomically."""
     data = safetensors.torch.save(_fp32_state(model), metadata={"format": "pt"})
-    _write_bytes_atomic(Path(path), data)
+    write_bytes_atomic(Path(path), data)
 
 
 def _brief(names: Sequence[str], limit: int = 3) -> str:

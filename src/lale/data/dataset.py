@@ -28,7 +28,6 @@ from numpy.typing import NDArray
 from torch import Tensor
 from torch.utils.data import Dataset, get_worker_info
 
-from lale.data.errors import DataError
 from lale.data.io import (
     IMAGE_SUFFIXES,
     MASK_SUFFIXES,
@@ -40,6 +39,7 @@ from lale.data.io import (
     read_mask,
 )
 from lale.data.schema import ARAS400K, ClassSchema, load_schema
+from lale.errors import DataError
 
 __all__ = [
     "Mode",

@@ -3,7 +3,7 @@
 Images come back as ``C×H×W`` arrays in their own sample type (uint8, uint16, float32, …) with
 the schema's band selection applied; scaling and normalisation happen later, on whole batches
 (:mod:`lale.data.transforms`). Masks come back as ``H×W`` uint8 labels with the number of pixels
-whose colour or value is not in the schema. Every failure is a :class:`~lale.data.errors.
+whose colour or value is not in the schema. Every failure is a :class:`~lale.errors.
 DataError` whose one-line message names the file: unreadable or truncated files, band counts or
 sample types the schema does not describe, masks the schema cannot decode.
 
@@ -27,9 +27,9 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from lale.data.errors import DataError
 from lale.data.lut import unknown_examples
 from lale.data.schema import ClassSchema, ImageSpec
+from lale.errors import DataError
 
 __all__ = [
     "IMAGE_SUFFIXES",

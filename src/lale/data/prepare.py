@@ -51,7 +51,6 @@ from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
 from lale.data.aras import ARAS400K, WATER
-from lale.data.errors import DataError
 from lale.data.prepare_summary import (
     DROP_REASONS,
     DropReason,
@@ -82,6 +81,7 @@ from lale.data.worldcover import (
     WORLDCOVER_TO_CLASS,
     remap_worldcover,
 )
+from lale.errors import DataError
 
 __all__ = [
     "DROP_REASONS",

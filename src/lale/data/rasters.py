@@ -37,7 +37,7 @@ from rasterio.transform import array_bounds
 from rasterio.warp import reproject, transform_bounds
 from rasterio.windows import Window
 
-from lale.data.errors import DataError
+from lale.errors import DataError, UsageError
 
 Bounds = tuple[float, float, float, float]
 """``(left, bottom, right, top)`` in some CRS."""
@@ -56,12 +56,12 @@ INVALID = 65534
 """Warped label value of raster values that cannot be a code (negative, too large, fractional)."""
 
 
-class PrepareError(ValueError):
-    """Invalid preparation options (bad input files raise :class:`~lale.data.errors.DataError`)."""
+class PrepareError(UsageError):
+    """Invalid preparation options (bad input files raise :class:`~lale.errors.DataError`)."""
 
 
 def open_raster(path: Path) -> DatasetReader:
-    """Open ``path`` for reading, or raise :class:`~lale.data.errors.DataError` naming it."""
+    """Open ``path`` for reading, or raise :class:`~lale.errors.DataError` naming it."""
     try:
         with warnings.catch_warnings():  # a missing CRS is reported by the caller
             warnings.simplefilter("ignore", NotGeoreferencedWarning)

@@ -44,8 +44,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from lale.data import lut
-from lale.data.errors import DataError
 from lale.data.image_spec import IMAGENET_MEAN, IMAGENET_STD, ImageSpec
+from lale.errors import DataError
 
 __all__ = [
     "ARAS400K",

@@ -30,7 +30,7 @@ from affine import Affine
 from numpy.typing import NDArray
 from rasterio.crs import CRS
 
-from lale.runs import _write_bytes_atomic, write_json_atomic
+from lale.atomic import write_bytes_atomic, write_json_atomic
 
 __all__ = [
     "AreaCounter",
@@ -194,7 +194,7 @@ class AreaTable:
 
     def write(self, csv_path: Path, json_path: Path, context: Mapping[str, Any]) -> None:
         """Write the CSV and JSON tables (atomically)."""
-        _write_bytes_atomic(csv_path, self.to_csv().encode("utf-8"))
+        write_bytes_atomic(csv_path, self.to_csv().encode("utf-8"))
         write_json_atomic(json_path, self.to_dict(**context))
 
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -41,6 +40,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from lale import run_layout
+from lale.atomic import staged_path
+from lale.errors import UnavailableError, WorkFailedError
 from lale.inference.onnx_backend import JSON_KEYS, OnnxBackend, read_metadata
 from lale.runs import RunConfig, load_run
 
@@ -67,7 +69,7 @@ __all__ = [
     "read_metadata",
 ]
 
-DEFAULT_NAME = "model.onnx"
+DEFAULT_NAME = run_layout.ONNX
 """File name of a run's export inside its run directory (what ``lale predict`` looks for)."""
 FORMAT = "lale.onnx"
 FORMAT_VERSION = 1
@@ -92,11 +94,11 @@ _SINGLE_FILE_LIMIT = 2**31 - 1  # protobuf cannot serialise a message over 2 GB
 _DROPPED_NODE_PROPS = ("pkg.torch.onnx.",)  # stack traces with local paths, FX names
 
 
-class ExportError(RuntimeError):
+class ExportError(WorkFailedError):
     """The export failed or did not pass its checks; ``str(error)`` is one line."""
 
 
-class DataUnavailableError(ExportError):
+class DataUnavailableError(UnavailableError):
     """The dataset to score the ONNX models on is not recorded or not on this machine."""
 
 
@@ -305,16 +307,6 @@ def _save(proto: onnx.ModelProto, path: Path, final: Path) -> Path | None:
     return data_file
 
 
-def _temp_path(target: Path) -> Path:
-    """An empty file beside ``target`` with the usual permissions (mkstemp makes 0600)."""
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    umask = os.umask(0o022)
-    os.umask(umask)
-    os.fchmod(fd, 0o666 & ~umask)
-    os.close(fd)
-    return Path(name)
-
-
 def _keep_torchvision_importable() -> None:
     """Define torchvision's placeholder operators now, for good (see lale._torchvision_compat).
 
@@ -474,7 +466,7 @@ def export_onnx(
         f"{config.num_classes} classes; see metadata_props"
     )
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), OPSET)
-    tmp = _temp_path(target)
+    tmp = staged_path(target)
     data_file: Path | None = None
     try:
         data_file = _save(proto, tmp, target)

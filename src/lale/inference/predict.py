@@ -43,10 +43,11 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor, nn
 
-from lale.data.errors import DataError
+from lale import run_layout
 from lale.data.rasters import QUANTIFICATION, to_uint8
 from lale.data.schema import ImageSpec
 from lale.data.transforms import Normalize
+from lale.errors import DataError, UnavailableError
 from lale.inference.areas import AreaCounter, AreaTable, row_areas_km2
 from lale.inference.scene import Scene, SceneOutputs, block_cache_bytes, open_scene
 from lale.inference.tiling import Blend, SlideStats, TileGrid, slide_inference
@@ -131,11 +132,11 @@ class TorchBackend:
 
 
 BackendKind = Literal["torch", "onnx"]
-ONNX_NAME = "model.onnx"
+ONNX_NAME = run_layout.ONNX
 """File name of a run's exported ONNX model (``RUN/model.onnx``)."""
 
 
-class BackendUnavailableError(RuntimeError):
+class BackendUnavailableError(UnavailableError):
     """The requested backend cannot be used in this installation."""
 
 

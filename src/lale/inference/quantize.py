@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lale.atomic import staged_path
 from lale.inference.export import (
     _EXAMPLE_BATCH,
     DataUnavailableError,
@@ -20,7 +21,6 @@ from lale.inference.export import (
     _one_line,
     _save,
     _set_metadata,
-    _temp_path,
 )
 from lale.inference.onnx_backend import OnnxBackend
 
@@ -138,7 +138,7 @@ def quantize_int8(
             raise ExportError(f"int8 quantisation failed: {_one_line(err)}") from err
         proto = onnx.load(str(quant))
         _set_metadata(proto, props)
-        staged = _temp_path(target)
+        staged = staged_path(target)
         try:
             _save(proto, staged, target)
             os.replace(staged, target)

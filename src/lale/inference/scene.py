@@ -46,9 +46,9 @@ from rasterio.enums import ColorInterp
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window as RioWindow
 
-from lale.data.errors import DataError
 from lale.data.rasters import band_offsets, open_raster, read_image_window
 from lale.data.schema import ClassSchema
+from lale.errors import DataError
 from lale.inference.tiling import Window
 
 __all__ = [

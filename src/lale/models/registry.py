@@ -14,11 +14,13 @@ from typing import Any, Literal
 
 from torch import nn
 
+from lale.errors import UsageError
+
 Family = Literal["lale", "baseline"]
 Builder = Callable[..., nn.Module]
 
 
-class UnknownModelError(ValueError):
+class UnknownModelError(UsageError):
     """Raised for a model name that is not registered; the message lists the valid ones."""
 
 

@@ -16,6 +16,8 @@ from importlib import metadata
 
 import torch
 
+from lale.errors import UnavailableError
+
 __all__ = [
     "DeviceUnavailableError",
     "EnvironmentInfo",
@@ -36,7 +38,7 @@ _PACKAGES: dict[str, str] = {
 }
 
 
-class DeviceUnavailableError(RuntimeError):
+class DeviceUnavailableError(UnavailableError):
     """Raised when the requested device (e.g. ``cuda``) is not available on this machine."""
 
 

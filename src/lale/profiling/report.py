@@ -32,6 +32,7 @@ from rich.progress import (
 )
 from torch import nn
 
+from lale.errors import WorkFailedError
 from lale.models.registry import create_model, get_entry, model_kwargs
 from lale.profiling.counting import count_macs, count_parameters, storage_bytes
 from lale.profiling.environment import EnvironmentInfo, collect_environment, resolve_device
@@ -51,7 +52,7 @@ __all__ = [
 DEFAULT_REFERENCE = "upernet"
 
 
-class ProfilingError(RuntimeError):
+class ProfilingError(WorkFailedError):
     """A model failed to build, count or run; the message names the model."""
 
 

@@ -21,12 +21,10 @@ import lightning as L
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from lale.runs import _write_bytes_atomic, save_weights
+from lale.atomic import write_bytes_atomic
+from lale.run_layout import CHECKPOINT, METRICS_CSV, WEIGHTS
+from lale.runs import save_weights
 from lale.training.module import MONITOR
-
-CHECKPOINT = Path("checkpoints") / "last.ckpt"
-WEIGHTS = "model.safetensors"
-METRICS_CSV = "metrics.csv"
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -42,7 +40,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     ) -> None:
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)
-        _write_bytes_atomic(Path(path), buffer.getvalue())
+        write_bytes_atomic(Path(path), buffer.getvalue())
 
 
 class ResumeCheckpoint(L.Callback):
@@ -133,7 +131,7 @@ class EpochTable(L.Callback):
         writer = csv.DictWriter(buffer, fieldnames=keys, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(self.rows)
-        _write_bytes_atomic(self.path, buffer.getvalue().encode())
+        write_bytes_atomic(self.path, buffer.getvalue().encode())
 
     def state_dict(self) -> dict[str, Any]:
         return {"rows": self.rows}

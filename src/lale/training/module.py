@@ -13,6 +13,7 @@ from torchmetrics import MeanMetric
 
 from lale.data.schema import ClassSchema
 from lale.data.transforms import AugmentConfig, BatchTransform
+from lale.errors import WorkFailedError
 from lale.models import create_model
 from lale.training.losses import LossName, build_loss
 from lale.training.metrics import SegmentationMetrics, scalar_scores
@@ -21,7 +22,7 @@ from lale.training.sampling import ResumableLoader, mix_seed
 MONITOR = "val/macro_f1"  # early stopping, best weights and ReduceLROnPlateau all follow it
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(WorkFailedError):
     """The training loss became NaN or infinite; the run stops before the weights are touched."""
 
 

@@ -7,10 +7,11 @@ from typing import Any
 
 import torch
 
+from lale.atomic import write_json_atomic
 from lale.data.dataset import SegmentationDataset
 from lale.data.schema import ClassSchema
 from lale.data.transforms import eval_transform
-from lale.runs import write_json_atomic
+from lale.run_layout import FIGURES, TEST_METRICS
 from lale.training.figures import (
     display_image,
     plot_confusion,
@@ -18,14 +19,6 @@ from lale.training.figures import (
     plot_per_class,
     plot_samples,
 )
-
-TEST_METRICS = "test_metrics.json"
-FIGURES = {
-    "confusion": "confusion_matrix.png",
-    "per_class": "per_class.png",
-    "samples": "samples.png",
-    "history": "history.png",
-}
 
 
 def predict_samples(

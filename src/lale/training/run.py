@@ -25,6 +25,8 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from lale.data.dataset import scan_split
 from lale.data.io import read_mask
 from lale.data.schema import ClassSchema, load_schema
+from lale.errors import WorkFailedError
+from lale.run_layout import CHECKPOINT, DATASET_SCHEMA, WEIGHTS
 from lale.runs import (
     CONFIG_NAME,
     RunConfig,
@@ -35,8 +37,6 @@ from lale.runs import (
     save_config,
 )
 from lale.training.callbacks import (
-    CHECKPOINT,
-    WEIGHTS,
     AtomicCheckpointIO,
     BestWeights,
     EpochTable,
@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 Say = Callable[[str], None]
 
 
-class TrainingError(RuntimeError):
+class TrainingError(WorkFailedError):
     """Training cannot start or could not finish; the message says why and what to do."""
 
 
@@ -123,7 +123,7 @@ def resolve_schema(data: Path, schema: str | Path | None) -> ClassSchema:
     """The schema named, else ``DATA/schema.json``, else ARAS400k."""
     if schema is not None:
         return load_schema(schema)
-    local = data / "schema.json"
+    local = data / DATASET_SCHEMA
     return load_schema(local if local.is_file() else "aras400k")
 
 

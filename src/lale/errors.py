@@ -1,0 +1,104 @@
+"""The errors lale raises on purpose, and the exit code of each kind.
+
+Every error lale raises for a reason a user can act on derives from :class:`LaleError`: its
+``str()`` is one line fit for a terminal, and :attr:`LaleError.exit_code` is what the ``lale``
+command exits with. Anything else that escapes a command is a bug and shows its traceback.
+
+| code | meaning |
+|---:|---|
+| 0 | success |
+| 1 | the work failed: some inputs failed, training diverged, a check did not pass |
+| 2 | bad usage or bad input: an option, a model name, a data file, a run directory |
+| 3 | something this machine lacks: a device, an optional dependency, a file not downloaded |
+| 130 | interrupted (Ctrl-C, SIGTERM) |
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+__all__ = [
+    "EXIT_FAILURE",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_UNAVAILABLE",
+    "EXIT_USAGE",
+    "DataError",
+    "LaleError",
+    "RunError",
+    "UnavailableError",
+    "UsageError",
+    "WorkFailedError",
+]
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 3
+EXIT_INTERRUPTED = 130
+
+
+def one_line(text: object) -> str:
+    """``text`` with every run of whitespace, newlines included, folded into one space."""
+    return " ".join(str(text).split())
+
+
+class LaleError(Exception):
+    """Base of every error lale raises on purpose; ``str(error)`` is one line.
+
+    Subclasses set :attr:`exit_code`; the ``lale`` command prints the message and exits with it.
+    """
+
+    exit_code: ClassVar[int] = EXIT_USAGE
+
+
+class UsageError(LaleError, ValueError):
+    """An option or argument that cannot be used (exit 2)."""
+
+    exit_code: ClassVar[int] = EXIT_USAGE
+
+
+class WorkFailedError(LaleError, RuntimeError):
+    """The work itself failed: training diverged, a model failed, a check did not pass (exit 1)."""
+
+    exit_code: ClassVar[int] = EXIT_FAILURE
+
+
+class UnavailableError(LaleError, RuntimeError):
+    """Something this machine lacks: a device, an optional package, a file not cached (exit 3)."""
+
+    exit_code: ClassVar[int] = EXIT_UNAVAILABLE
+
+
+class DataError(LaleError, ValueError):
+    """Bad input data: an unreadable file, mismatched sizes, wrong band count, a missing mask, …
+
+    ``str(error)`` is one line, ``"<file or folder>: <what is wrong>"``, fit for a command-line
+    error. The offending path is also kept in :attr:`path`.
+
+    Args:
+        path: The file or folder at fault.
+        problem: What is wrong with it; newlines are folded into spaces.
+    """
+
+    exit_code: ClassVar[int] = EXIT_USAGE
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path = Path(path)
+        self.problem = one_line(problem)
+        super().__init__(f"{self.path}: {self.problem}")
+
+
+class RunError(LaleError, ValueError):
+    """A run directory or one of its files is missing or invalid (exit 2).
+
+    ``str(error)`` is one line, ``"<file>: <what is wrong>"``; the file is kept in :attr:`path`.
+    """
+
+    exit_code: ClassVar[int] = EXIT_USAGE
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path = Path(path)
+        self.problem = one_line(problem)
+        super().__init__(f"{self.path}: {self.problem}")
