@@ -24,8 +24,8 @@ from lale.atomic import write_bytes_atomic, write_json_atomic
 from lale.data.synthetic import write_dataset
 from lale.profiling import ProfileRun, TimingConfig, profile_models, ratio_summary
 from lale.profiling.tables import profile_markdown
+from lale.recipe import Recipe
 from lale.run_layout import run_files
-from lale.training.module import Recipe
 from lale.training.run import TrainOptions, TrainResult, train
 
 Say = Callable[[str], None]

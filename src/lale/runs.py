@@ -32,6 +32,7 @@ from torch import nn
 from lale import run_layout
 from lale.atomic import write_bytes_atomic, write_json_atomic
 from lale.errors import RunError
+from lale.recipe import Recipe, RunRecipe
 
 if TYPE_CHECKING:
     from lale.data.schema import ClassSchema
@@ -99,7 +100,9 @@ class RunConfig:
         mean: Per-channel normalisation mean (after scaling samples to 0..1 or reflectance).
         std: Per-channel normalisation standard deviation.
         input_size: Training patch size ``[height, width]``.
-        recipe: Training recipe (optimiser, lr, batch, epochs, loss, class weights, …).
+        recipe: Training recipe (optimiser, lr, batch, epochs, loss, class weights, …) and how
+            the run was set up (dataset, init, checkpointing); a mapping is read with
+            :meth:`RunRecipe.from_dict`.
         seed: Random seed of the run.
         versions: Library versions that produced the run.
         created: ISO-8601 UTC time the config was made.
@@ -115,7 +118,7 @@ class RunConfig:
     mean: list[float] | None = None
     std: list[float] | None = None
     input_size: list[int] | None = None
-    recipe: dict[str, Any] = field(default_factory=dict)
+    recipe: RunRecipe = field(default_factory=RunRecipe)
     seed: int | None = None
     versions: dict[str, str | None] = field(default_factory=_versions)
     created: str = field(default_factory=_now)
@@ -127,7 +130,13 @@ class RunConfig:
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{key} must be a positive integer, got {value!r}")
-        for key in ("model_kwargs", "class_schema", "recipe", "versions"):
+        if isinstance(self.recipe, Mapping):
+            self.recipe = RunRecipe.from_dict(self.recipe)
+        elif isinstance(self.recipe, Recipe) and not isinstance(self.recipe, RunRecipe):
+            self.recipe = RunRecipe.of(self.recipe)
+        if not isinstance(self.recipe, RunRecipe):
+            raise ValueError(f"recipe must be a RunRecipe or a JSON object, got {self.recipe!r}")
+        for key in ("model_kwargs", "class_schema", "versions"):
             if not isinstance(getattr(self, key), Mapping):
                 raise ValueError(f"{key} must be a JSON object, got {getattr(self, key)!r}")
         for key in ("mean", "std"):
@@ -138,7 +147,8 @@ class RunConfig:
             raise ValueError(f"input_size must be [height, width], got {self.input_size}")
         # Normalise to the JSON shapes, so a config equals its reloaded copy.
         for f in dataclasses.fields(self):
-            setattr(self, f.name, _jsonable(getattr(self, f.name)))
+            if f.name != "recipe":
+                setattr(self, f.name, _jsonable(getattr(self, f.name)))
 
     @classmethod
     def from_schema(
@@ -148,7 +158,7 @@ class RunConfig:
         *,
         model_overrides: Mapping[str, Any] | None = None,
         input_size: Sequence[int] | None = None,
-        recipe: Mapping[str, Any] | None = None,
+        recipe: Recipe | Mapping[str, Any] | None = None,
         seed: int | None = None,
     ) -> RunConfig:
         """A config whose classes, bands and normalisation come from a class schema.
@@ -159,7 +169,7 @@ class RunConfig:
             model_overrides: Keyword arguments over the variant's defaults; the resolved full
                 set is stored.
             input_size: Training patch size ``(height, width)``.
-            recipe: Training recipe to record.
+            recipe: Training recipe to record (a :class:`Recipe` gets the run defaults).
             seed: Random seed to record.
 
         Raises:
@@ -181,7 +191,7 @@ class RunConfig:
             mean=list(mean),
             std=list(std),
             input_size=None if input_size is None else list(input_size),
-            recipe=dict(recipe or {}),
+            recipe=RunRecipe() if recipe is None else recipe,  # type: ignore[arg-type]
             seed=seed,
         )
 
@@ -193,7 +203,9 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary with the format name and version first."""
-        return {"format": _FORMAT, "version": CONFIG_VERSION, **dataclasses.asdict(self)}
+        body = dataclasses.asdict(self)
+        body["recipe"] = self.recipe.to_dict()  # flat, class weights as a list
+        return {"format": _FORMAT, "version": CONFIG_VERSION, **body}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
