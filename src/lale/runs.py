@@ -35,6 +35,7 @@ from lale.errors import RunError
 from lale.recipe import Recipe, RunRecipe
 
 if TYPE_CHECKING:
+    from lale.data.image_spec import ImageSpec
     from lale.data.schema import ClassSchema
 
 __all__ = [
@@ -200,6 +201,16 @@ class RunConfig:
         from lale.data.schema import ClassSchema
 
         return ClassSchema.from_dict(self.class_schema)
+
+    def image_spec(self) -> ImageSpec:
+        """The schema's image spec with this run's normalisation (``mean``/``std``, if stored).
+
+        What the model was trained on: feed it ``normalize_input(raw, config.image_spec())``.
+        """
+        image = self.schema().image
+        if self.mean is None or self.std is None:
+            return image
+        return dataclasses.replace(image, mean=tuple(self.mean), std=tuple(self.std))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary with the format name and version first."""

@@ -46,7 +46,7 @@ from torch import Tensor, nn
 from lale import run_layout
 from lale.data.rasters import QUANTIFICATION, to_uint8
 from lale.data.schema import ImageSpec
-from lale.data.transforms import Normalize
+from lale.data.transforms import normalize_input
 from lale.errors import DataError, UnavailableError
 from lale.inference.areas import AreaCounter, AreaTable, row_areas_km2
 from lale.inference.scene import Scene, SceneOutputs, block_cache_bytes, open_scene
@@ -190,16 +190,16 @@ class InputPlan:
     Attributes:
         bands: 1-based bands, in model order.
         convert: ``"raw"`` (samples as they are), ``"tci8"`` (to 8 bits by ESA's true-colour
-            rule) or ``"reflectance"`` (DN to reflectance) before ``normalize``.
+            rule) or ``"reflectance"`` (DN to reflectance) before normalisation.
         offsets: DN offset of each band, for the conversions.
-        normalize: Scaling and standardisation to apply after the conversion.
+        spec: Scaling and statistics to normalise with after the conversion.
         description: One line for logs and the area table.
     """
 
     bands: tuple[int, ...]
     convert: Literal["raw", "tci8", "reflectance"]
     offsets: tuple[int, ...]
-    normalize: Normalize
+    spec: ImageSpec
     description: str
 
     def prepare(self, data: NDArray[Any], valid: NDArray[np.bool_]) -> Tensor:
@@ -209,7 +209,7 @@ class InputPlan:
         elif self.convert == "reflectance" and np.issubdtype(data.dtype, np.integer):
             off = np.asarray(self.offsets, dtype=np.float32).reshape(-1, 1, 1)
             data = (data.astype(np.float32) + off) / np.float32(QUANTIFICATION)
-        x = self.normalize(torch.from_numpy(np.asarray(data, dtype=np.float32)))
+        x = normalize_input(torch.from_numpy(np.asarray(data, dtype=np.float32)), self.spec)
         return torch.where(torch.from_numpy(valid), x, 0.0).nan_to_num_(0.0, 0.0, 0.0)
 
 
@@ -245,12 +245,9 @@ def plan_input(scene: Scene, config: RunConfig, options: PredictOptions) -> Inpu
     Raises:
         DataError: The bands cannot satisfy the model, or the samples cannot be scaled.
     """
-    spec = config.schema().image
+    spec = config.image_spec()
     bands = _bands(scene, config, spec, options.bands)
-    if config.mean is not None and config.std is not None:
-        mean, std = tuple(config.mean), tuple(config.std)
-    else:
-        mean, std = spec.normalization()
+    mean, std = spec.normalization()
     have = _kind(scene.path, scene.dtype)
     want = None if spec.dtype is None else _kind(scene.path, spec.dtype)
     scale, offset = spec.scale, spec.offset
@@ -279,7 +276,7 @@ def plan_input(scene: Scene, config: RunConfig, options: PredictOptions) -> Inpu
         f"bands {','.join(map(str, bands))}; {scene.dtype} {steps[convert]}"
         f"(x + {offset:g}) / {scale:g}, standardised"
     )
-    return InputPlan(bands, convert, offsets, Normalize(norm), description)
+    return InputPlan(bands, convert, offsets, norm, description)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from torch import Tensor
 from torchmetrics import MeanMetric
 
 from lale.data.schema import ClassSchema
-from lale.data.transforms import BatchTransform
+from lale.data.transforms import BatchTransform, normalize_input
 from lale.errors import WorkFailedError
 from lale.models import create_model
 from lale.recipe import Recipe
@@ -55,7 +55,6 @@ class SegmentationTask(L.LightningModule):
         self.net = create_model(model, schema.num_classes, schema.image.channels, **model_kwargs)
         self.loss_fn = build_loss(recipe.loss, recipe.class_weights, schema.ignore_index)
         self.train_transform = BatchTransform(schema.image, recipe.augment)
-        self.eval_transform = BatchTransform(schema.image, None)
         names = list(schema.names)
         self.val_metrics = SegmentationMetrics(schema.num_classes, schema.ignore_index, names)
         self.test_metrics = SegmentationMetrics(schema.num_classes, schema.ignore_index, names)
@@ -101,7 +100,8 @@ class SegmentationTask(L.LightningModule):
 
     # -- evaluation -------------------------------------------------------------------------
     def _evaluate(self, batch: tuple[Tensor, Tensor], metrics: SegmentationMetrics) -> Tensor:
-        x, y = self.eval_transform(*batch)
+        image, mask = batch
+        x, y = normalize_input(image, self.schema.image), mask.long()
         logits = self.net(x)
         metrics.update(logits, y)
         return self.loss_fn(logits, y)
