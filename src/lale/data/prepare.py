@@ -37,7 +37,7 @@ import json
 import os
 import shutil
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +82,7 @@ from lale.data.worldcover import (
     remap_worldcover,
 )
 from lale.errors import DataError
+from lale.progress import ProgressFn
 
 __all__ = [
     "DROP_REASONS",
@@ -91,7 +92,6 @@ __all__ = [
     "PrepareError",
     "PrepareOptions",
     "PrepareSummary",
-    "Progress",
     "assign_splits",
     "class_table",
     "expand_inputs",
@@ -107,8 +107,6 @@ RASTER_SUFFIXES = (".tif", ".tiff")
 """Files taken from an input directory."""
 GDAL_CACHE_MB = 256
 """GDAL block cache while cutting: enough for a row of 1024² tiles of a 10980-px scene."""
-Progress = Callable[[int, int], None]
-"""``progress(done, total)``, called after each window."""
 
 
 @dataclass(frozen=True)
@@ -327,7 +325,7 @@ def _cut(
     label_paths: Sequence[Path],
     staging: Path,
     summary: PrepareSummary,
-    progress: Progress | None,
+    progress: ProgressFn | None,
 ) -> dict[BlockKey, _Block]:
     """Look at every window of every tile; stage the kept patches and group them in blocks."""
     options = summary.options
@@ -361,7 +359,7 @@ def prepare_dataset(
     labels: Sequence[str | Path],
     out: str | Path,
     options: PrepareOptions | None = None,
-    progress: Progress | None = None,
+    progress: ProgressFn | None = None,
 ) -> PrepareSummary:
     """Cut imagery tiles and WorldCover labels into an ARAS400k-layout dataset under ``out``.
 

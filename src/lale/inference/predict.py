@@ -51,6 +51,7 @@ from lale.errors import DataError, UnavailableError
 from lale.inference.areas import AreaCounter, AreaTable, row_areas_km2
 from lale.inference.scene import Scene, SceneOutputs, block_cache_bytes, open_scene
 from lale.inference.tiling import Blend, SlideStats, TileGrid, slide_inference
+from lale.progress import ProgressFn
 from lale.runs import CONFIG_NAME, RunConfig, RunError, load_config, load_run
 
 __all__ = [
@@ -68,8 +69,6 @@ __all__ = [
 
 Backend = Callable[[Tensor], Tensor]
 """Normalised ``B×C×H×W`` float32 in, ``B×K×H×W`` logits out (any device in, CPU is fine)."""
-Progress = Callable[[int, int], None]
-"""Called with ``(windows done, windows in total)``."""
 Kind = Literal["8-bit", "DN", "reflectance"]
 
 
@@ -315,7 +314,7 @@ def predict_scene(
     options: PredictOptions | None = None,
     *,
     name: str | None = None,
-    progress: Progress | None = None,
+    progress: ProgressFn | None = None,
 ) -> SceneResult:
     """Predict one scene and write its class map, preview, confidence and area table.
 

@@ -11,10 +11,9 @@ from torch.utils.data import DataLoader
 
 from lale.data.dataset import PadCollate, SegmentationDataset
 from lale.data.transforms import normalize_input
+from lale.progress import ProgressFn
 from lale.runs import RunError, load_run
 from lale.training.metrics import SegmentationMetrics
-
-Progress = Callable[[int, int], None]
 
 
 def evaluate_run(
@@ -25,7 +24,7 @@ def evaluate_run(
     device: str = "cpu",
     workers: int = 0,
     strict: bool = False,
-    progress: Progress | None = None,
+    progress: ProgressFn | None = None,
     forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> dict[str, Any]:
     """Evaluate the run's model on ``data/split`` (whole images, ignore pixels excluded).
