@@ -51,6 +51,7 @@ from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
 from lale.data.aras import ARAS400K, WATER
+from lale.data.png import write_png
 from lale.data.prepare_summary import (
     DROP_REASONS,
     DropReason,
@@ -72,7 +73,6 @@ from lale.data.rasters import (
     warp_labels,
 )
 from lale.data.splits import SPLITS, BlockKey, assign_splits, block_of
-from lale.data.synthetic.png import write_png
 from lale.data.worldcover import (
     CODE_TO_CLASS,
     NODATA_MARK,

@@ -27,9 +27,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import struct
 import warnings
-import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,6 +44,7 @@ from rasterio.enums import ColorInterp
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window as RioWindow
 
+from lale.data.io import PIL_READ_ERRORS
 from lale.data.rasters import band_offsets, open_raster, read_image_window
 from lale.data.schema import ClassSchema
 from lale.errors import DataError
@@ -70,7 +69,6 @@ CONFIDENCE_NODATA = 0
 PICTURE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg"})
 """Inputs read through Pillow (case-insensitive); everything else goes through rasterio."""
 _BLOCK = 256
-_PIL_ERRORS = (OSError, SyntaxError, ValueError, EOFError, zlib.error, struct.error)
 
 
 class Scene(ABC):
@@ -153,7 +151,7 @@ class PictureScene(Scene):
             with Image.open(path) as im:
                 im.load()
                 arr = np.asarray(_plain_mode(im))
-        except (*_PIL_ERRORS, Image.DecompressionBombError) as err:
+        except (*PIL_READ_ERRORS, Image.DecompressionBombError) as err:
             raise DataError(path, f"unreadable image ({type(err).__name__}: {err})") from None
         if arr.dtype.byteorder == ">":
             arr = arr.astype(arr.dtype.newbyteorder("="))
