@@ -12,7 +12,8 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from lale.data.dataset import PadCollate, SegmentationDataset, scan_split
+from lale.data.collate import PadCollate
+from lale.data.dataset import SegmentationDataset, scan_split
 from lale.data.io import read_image, read_info, read_mask
 from lale.data.schema import ARAS400K, WORLDCOVER, ClassSchema, ImageSpec
 from lale.data.stats import compute_band_stats

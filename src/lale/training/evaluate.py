@@ -9,7 +9,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from lale.data.dataset import PadCollate, SegmentationDataset
+from lale.data.collate import PadCollate
+from lale.data.dataset import SegmentationDataset
 from lale.data.transforms import normalize_input
 from lale.progress import ProgressFn
 from lale.runs import RunError, load_run
