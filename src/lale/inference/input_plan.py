@@ -1,8 +1,9 @@
 """How a scene's samples become model input: which bands, which conversion, which scaling.
 
 Bands: ``--bands`` if given; else the run's band selection when the file has the run's band
-count; else all bands when the file has exactly the model's channel count. Samples are turned into the units the run was trained on, by sample type
-(8-bit = uint8, DN = other integers, reflectance = floats):
+count; else all bands when the file has exactly the model's channel count. Samples are turned
+into the units the run was trained on, by sample type (8-bit = uint8, DN = other integers,
+reflectance = floats):
 
 - same type as the run's (or the run accepts any): the run's ``(x + offset) / scale``;
 - the run is 8-bit, the input DN or reflectance: ESA's true-colour rule
