@@ -115,7 +115,7 @@ def test_profile_bad_dtype_rejected() -> None:
 
 
 def test_demo_runs_the_whole_job(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from lale.training.module import Recipe
+    from lale.recipe import Recipe
 
     recipe = Recipe(batch_size=4, epochs=1, crop_size=64, loss="dice+ce", early_stopping=0)
     demo = cli.DemoConfig(

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from rasters import write_geotiff
 from torch.utils.data import DataLoader
 
-from lale.data.dataset import PadCollate, SegmentationDataset, scan_split
+from lale.data.collate import PadCollate
+from lale.data.dataset import SegmentationDataset, scan_split
 from lale.data.io import read_image, read_info, read_mask
 from lale.data.schema import ARAS400K, WORLDCOVER, ClassSchema, ImageSpec
 from lale.data.stats import compute_band_stats
@@ -42,20 +43,6 @@ def _coords(h: int, w: int) -> np.ndarray:
     """An RGB image whose pixels encode their own position: (row, col, 7)."""
     r, c = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
     return np.stack([r, c, np.full_like(r, 7)], axis=-1).astype(np.uint8)
-
-
-def _write_tif(path: Path, data: np.ndarray, **extra: Any) -> None:
-    """A GeoTIFF with a real CRS (UTM 35N) and a 10 m transform."""
-    rasterio = pytest.importorskip("rasterio")
-    from affine import Affine
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    c, h, w = data.shape
-    profile = {"driver": "GTiff", "height": h, "width": w, "count": c, "dtype": data.dtype.name}
-    transform = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 4400000.0)  # 10 m pixels, north up
-    profile |= {"crs": "EPSG:32635", "transform": transform} | extra
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(data)
 
 
 @pytest.fixture(scope="module")
@@ -147,8 +134,8 @@ def test_geotiff_uint16_images_and_index_masks(tmp_path: Path) -> None:
     labels = rng.integers(1, 5, (1, 40, 50), dtype=np.uint8)
     labels[0, :5, :7] = 0  # no-data region of the label raster
     for split in ("train", "val"):
-        _write_tif(tmp_path / split / "images" / "t.tif", image)
-        _write_tif(tmp_path / split / "masks" / "t.tif", labels, nodata=0)
+        write_geotiff(tmp_path / split / "images" / "t.tif", image)
+        write_geotiff(tmp_path / split / "masks" / "t.tif", labels, nodata=0)
     spec = ImageSpec(band_count=4, bands=(3, 2, 1), dtype="uint16", scale=10000)
     schema = ClassSchema(("a", "b", "c", "d"), values=(1, 2, 3, 4), ignore_values=(0,), image=spec)
     val = SegmentationDataset(tmp_path, "val", schema)
@@ -286,7 +273,7 @@ def test_bad_files_raise_one_line_errors_naming_them(tmp_path: Path) -> None:
 def test_truncated_geotiff_is_a_one_line_error(tmp_path: Path) -> None:
     data = np.random.default_rng(3).integers(0, 60000, (2, 64, 64), dtype=np.uint16)
     path = tmp_path / "cut.tif"
-    _write_tif(path, data)
+    write_geotiff(path, data)
     spec = ImageSpec(band_count=2, dtype="uint16", scale=10000)
     assert read_image(path, spec).shape == (2, 64, 64)
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
@@ -294,7 +281,7 @@ def test_truncated_geotiff_is_a_one_line_error(tmp_path: Path) -> None:
         read_image(path, spec)
     assert "\n" not in str(err.value)
     good = tmp_path / "good.tif"
-    _write_tif(good, data)
+    write_geotiff(good, data)
     with pytest.raises(DataError, match=r"good\.tif: image has 2 bands but the schema expects 3"):
         read_image(good)
     with pytest.raises(DataError, match=r"missing\.tif: unreadable image"):
@@ -316,8 +303,8 @@ def test_band_stats_stream_over_a_split(tmp_path: Path) -> None:
     rng = np.random.default_rng(2)
     images = [rng.integers(0, 5000, (2, 9, 7 + i), dtype=np.uint16) for i in range(3)]
     for i, img in enumerate(images):
-        _write_tif(tmp_path / "train" / "images" / f"{i}.tif", img)
-        _write_tif(tmp_path / "train" / "masks" / f"{i}.tif", np.zeros((1, 9, 7 + i), np.uint8))
+        write_geotiff(tmp_path / "train" / "images" / f"{i}.tif", img)
+        write_geotiff(tmp_path / "train" / "masks" / f"{i}.tif", np.zeros((1, 9, 7 + i), np.uint8))
     spec = ImageSpec(band_count=2, dtype="uint16", scale=10000, offset=-1000)
     calls: list[tuple[int, int]] = []
     stats = compute_band_stats(

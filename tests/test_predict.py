@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from PIL import Image
 from rasterio.crs import CRS
 from rasterio.enums import ColorInterp
-from rasterio.errors import NotGeoreferencedWarning
+from rasters import write_geotiff
 from torch import Tensor, nn
 from typer.testing import CliRunner
 
@@ -41,25 +41,6 @@ from lale.runs import RunConfig, save_run
 AMAZON = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sentinel2-amazon"
 UTM = Affine(10, 0, 500_000, 0, -10, 4_500_000)
 WGS84_A, WGS84_F = 6378137.0, 1 / 298.257223563
-
-
-def write_tif(
-    path: Path,
-    data: NDArray[Any],
-    crs: str | None = "EPSG:32635",
-    transform: Affine = UTM,
-    nodata: float | None = None,
-) -> Path:
-    """A GeoTIFF of ``data`` (bands × rows × cols)."""
-    count, h, w = data.shape
-    profile = {"driver": "GTiff", "height": h, "width": w, "count": count, "nodata": nodata}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)  # crs=None on purpose
-        with rasterio.open(
-            path, "w", dtype=data.dtype.name, crs=crs, transform=transform, **profile
-        ) as dst:
-            dst.write(data)
-    return path
 
 
 def uint16_scene(h: int = 150, w: int = 210, seed: int = 0) -> NDArray[np.uint16]:
@@ -106,7 +87,7 @@ OPTS = PredictOptions(tile=64, overlap=16, batch_size=4)
 
 def test_geotiff_outputs_keep_georeference_nodata_and_colours(tmp_path: Path) -> None:
     data = uint16_scene()
-    src = write_tif(tmp_path / "scene.tif", data, nodata=0)
+    src = write_geotiff(tmp_path / "scene.tif", data, nodata=0)
     opts = PredictOptions(tile=64, overlap=16, batch_size=4, probabilities=True, preview_size=50)
     model = Pixelwise()
     result = predict_scene(src, tmp_path / "out", TorchBackend(model), config_for(), opts)
@@ -219,9 +200,9 @@ def test_png_input_gives_palette_png_and_pixel_table(tmp_path: Path) -> None:
 
 
 def test_scaling_follows_the_run(tmp_path: Path) -> None:
-    u16 = write_tif(tmp_path / "dn.tif", uint16_scene(20, 20))
-    refl = write_tif(tmp_path / "refl.tif", (uint16_scene(20, 20) / 1e4).astype(np.float32))
-    u8 = write_tif(tmp_path / "u8.tif", np.full((3, 20, 20), 40, np.uint8))
+    u16 = write_geotiff(tmp_path / "dn.tif", uint16_scene(20, 20))
+    refl = write_geotiff(tmp_path / "refl.tif", (uint16_scene(20, 20) / 1e4).astype(np.float32))
+    u8 = write_geotiff(tmp_path / "u8.tif", np.full((3, 20, 20), 40, np.uint8))
     float_run = config_for(ImageSpec(dtype="float32", scale=1.0, mean=(0.1,) * 3, std=(0.1,) * 3))
     with open_scene(u16) as s:
         assert plan_input(s, config_for(), OPTS).convert == "tci8"  # 8-bit run: TCI rule
@@ -267,12 +248,12 @@ def test_bad_inputs_raise_one_line_errors_naming_the_file(
         Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(path)
         path.write_bytes(path.read_bytes()[:60])
     elif case == "two_bands":
-        write_tif(path, uint16_scene(20, 20)[:2])
+        write_geotiff(path, uint16_scene(20, 20)[:2])
     elif case == "band_too_high":
-        write_tif(path, uint16_scene(20, 20))
+        write_geotiff(path, uint16_scene(20, 20))
         opts = PredictOptions(tile=64, overlap=16, bands=(5, 3, 2))
     elif case == "all_nodata":
-        write_tif(path, np.zeros((3, 70, 70), np.uint16), nodata=0)
+        write_geotiff(path, np.zeros((3, 70, 70), np.uint16), nodata=0)
     elif case == "all_transparent":
         path = tmp_path / f"{case}.png"
         Image.fromarray(np.zeros((20, 20, 4), np.uint8), "RGBA").save(path)
@@ -297,7 +278,7 @@ def _cli() -> typer.Typer:
 
 @pytest.mark.usefixtures("one_thread")
 def test_cli_completes_good_inputs_and_fails_at_the_end(tmp_path: Path, run_dir: Path) -> None:
-    good = write_tif(tmp_path / "good.tif", uint16_scene(100, 130), nodata=0)
+    good = write_geotiff(tmp_path / "good.tif", uint16_scene(100, 130), nodata=0)
     Image.fromarray(np.full((40, 50, 3), 90, np.uint8)).save(tmp_path / "good.png")
     Image.fromarray(np.full((30, 20, 3), 60, np.uint8)).save(tmp_path / "good.jpg")
     bad = tmp_path / "bad.tif"
@@ -420,7 +401,7 @@ def test_onnx_backend_gives_the_torch_class_map(tmp_path: Path) -> None:
             dynamic_axes={"image": {0: "batch"}},
             dynamo=False,
         )
-    src = write_tif(tmp_path / "scene.tif", uint16_scene(), nodata=0)
+    src = write_geotiff(tmp_path / "scene.tif", uint16_scene(), nodata=0)
     backend, config = load_backend(run, "onnx")
     onnx = predict_scene(src, tmp_path / "onnx", backend, config, OPTS)
     ref = predict_scene(src, tmp_path / "torch", TorchBackend(model), config, OPTS)
@@ -430,7 +411,7 @@ def test_onnx_backend_gives_the_torch_class_map(tmp_path: Path) -> None:
 def test_alpha_band_is_a_mask_and_tiffs_without_crs_have_no_km2(tmp_path: Path) -> None:
     data = np.concatenate([uint16_scene(40, 50), np.full((1, 40, 50), 65535, np.uint16)])
     data[3, :, :5] = 0  # transparent columns
-    path = write_tif(tmp_path / "rgba.tif", data, crs=None, transform=Affine.identity())
+    path = write_geotiff(tmp_path / "rgba.tif", data, crs=None, transform=Affine.identity())
     with rasterio.open(path, "r+") as dst:
         dst.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.alpha]
     result = predict_scene(path, tmp_path / "out", TorchBackend(Pixelwise()), config_for(), OPTS)

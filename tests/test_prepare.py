@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,11 +24,11 @@ from typer.testing import CliRunner
 rasterio = pytest.importorskip("rasterio")
 
 from rasterio.enums import MaskFlags  # noqa: E402
-from rasterio.errors import NotGeoreferencedWarning  # noqa: E402
 from rasterio.io import DatasetReader  # noqa: E402
 from rasterio.transform import from_origin  # noqa: E402
 from rasterio.warp import transform as warp_points  # noqa: E402
 from rasterio.windows import Window  # noqa: E402
+from rasters import write_geotiff  # noqa: E402
 
 from lale import cli  # noqa: E402
 from lale.data.aras import ARAS400K  # noqa: E402
@@ -122,27 +121,18 @@ def tci(dn: NDArray[np.integer], offset: int = 0) -> NDArray[np.uint8]:
 
 
 def write_image(path: Path, dn: NDArray[np.uint16], crs: str | None = UTM, **tags: Any) -> Path:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.open(
-            path,
-            "w",
-            driver="GTiff",
-            width=dn.shape[2],
-            height=dn.shape[1],
-            count=dn.shape[0],
-            dtype="uint16",
-            crs=crs,
-            transform=from_origin(X0, Y0, RES, RES),
-            nodata=0,
-            tiled=True,
-            blockxsize=32,
-            blockysize=32,
-        ) as dst:
-            dst.write(dn)
-            dst.descriptions = ("B02", "B03", "B04", "B08")[: dn.shape[0]]
-            dst.update_tags(**tags)
-    return path
+    return write_geotiff(
+        path,
+        dn,
+        crs=crs,
+        transform=from_origin(X0, Y0, RES, RES),
+        nodata=0,
+        descriptions=("B02", "B03", "B04", "B08")[: dn.shape[0]],
+        tags=tags,
+        tiled=True,
+        blockxsize=32,
+        blockysize=32,
+    )
 
 
 def write_labels(
@@ -156,20 +146,8 @@ def write_labels(
     lons, lats = np.meshgrid(lon, lat)
     e, n = warp_points(GEO, UTM, lons.ravel(), lats.ravel())
     codes = code_at(np.asarray(e), np.asarray(n)).reshape(height, width).astype(np.uint8)
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        width=width,
-        height=height,
-        count=1,
-        dtype="uint8",
-        crs=GEO,
-        transform=from_origin(west, north, LABEL_RES, LABEL_RES),
-        **kw,
-    ) as dst:
-        dst.write(codes, 1)
-    return path
+    transform = from_origin(west, north, LABEL_RES, LABEL_RES)
+    return write_geotiff(path, codes[None], crs=GEO, transform=transform, **kw)
 
 
 @dataclass(frozen=True)
@@ -260,18 +238,8 @@ def test_band_offsets_from_tags(tmp_path: Path) -> None:
 
 
 def _write(path: Path, data: NDArray[Any], mask: NDArray[Any] | None = None, **kw: Any) -> Path:
-    count, height, width = data.shape
-    profile = {"driver": "GTiff", "width": width, "height": height, "count": count, "crs": UTM}
-    with (
-        rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True),
-        rasterio.open(
-            path, "w", dtype=data.dtype, transform=from_origin(X0, Y0, RES, RES), **profile, **kw
-        ) as dst,
-    ):
-        dst.write(data)
-        if mask is not None:
-            dst.write_mask(mask)
-    return path
+    transform = from_origin(X0, Y0, RES, RES)
+    return write_geotiff(path, data, crs=UTM, transform=transform, mask=mask, **kw)
 
 
 def test_image_validity_follows_the_raster_masks(tmp_path: Path) -> None:

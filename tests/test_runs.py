@@ -194,7 +194,7 @@ def test_nothing_is_ever_unpickled(
     run_dir = _copy(saved[0], tmp_path)
     torch.save(saved[1].state_dict(), run_dir / WEIGHTS_NAME)  # a pickle under the right name
     payload = pickle.dumps({"model": MODEL}).hex()
-    _edit_config(run_dir, recipe={"pickle": payload})
+    _edit_config(run_dir, versions={"pickle": payload})
 
     def forbidden(*args: object, **kwargs: object) -> None:
         raise AssertionError("unpickling attempted")
@@ -203,7 +203,7 @@ def test_nothing_is_ever_unpickled(
     monkeypatch.setattr(pickle, "load", forbidden)
     monkeypatch.setattr(pickle, "loads", forbidden)
     config = load_config(run_dir / CONFIG_NAME)
-    assert config.recipe["pickle"] == payload  # stays an inert string
+    assert config.versions["pickle"] == payload  # stays an inert string
     with pytest.raises(RunError, match=r"model\.safetensors: not a readable safetensors"):
         load_run(run_dir)
 
@@ -213,9 +213,27 @@ def test_config_validation_and_nan(tmp_path: Path) -> None:
         RunConfig(model=MODEL, num_classes=7, in_channels=3, mean=[0.5, 0.5])
     with pytest.raises(ValueError, match="input_size"):
         RunConfig(model=MODEL, num_classes=7, in_channels=3, input_size=[256])
-    config = RunConfig(model=MODEL, num_classes=7, in_channels=3, recipe={"bands": (1, 2)})
-    assert config.recipe == {"bands": [1, 2]}  # JSON shapes, so it equals its reloaded copy
+    config = RunConfig(model=MODEL, num_classes=7, in_channels=3, bands=(1, 2, 3))  # type: ignore[arg-type]
+    assert config.bands == [1, 2, 3]  # JSON shapes, so it equals its reloaded copy
     assert RunConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     with pytest.raises(ValueError, match="Out of range float values"):
         write_json_atomic(tmp_path / "x.json", {"x": float("nan")})
     assert not list(tmp_path.iterdir())
+
+
+def test_recipe_is_typed_and_stored_flat() -> None:
+    from lale.recipe import Recipe, RunRecipe
+
+    recipe = RunRecipe.of(Recipe(epochs=3, class_weights=(1.0, 2.0)), data="/d", strict=True)
+    config = RunConfig(model=MODEL, num_classes=7, in_channels=3, recipe=recipe)
+    stored = config.to_dict()["recipe"]
+    assert stored["epochs"] == 3 and stored["class_weights"] == [1.0, 2.0]
+    assert (stored["data"], stored["strict"], stored["checkpoint_every"]) == ("/d", True, 50)
+    assert "augment" in stored and "optimisation" not in stored
+    assert RunConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    assert config.recipe.optimisation == Recipe(epochs=3, class_weights=(1.0, 2.0))
+    # A recipe written by another version: missing keys take defaults, unknown ones are ignored.
+    old = RunConfig(model=MODEL, num_classes=7, in_channels=3, recipe={"lr": 0.5, "gone": 1})
+    assert old.recipe == RunRecipe(lr=0.5)
+    with pytest.raises(ValueError, match="recipe must be"):
+        RunConfig(model=MODEL, num_classes=7, in_channels=3, recipe=[1])  # type: ignore[arg-type]

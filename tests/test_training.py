@@ -29,10 +29,10 @@ from typer.testing import CliRunner
 
 from lale import cli
 from lale.data.synthetic import write_dataset
+from lale.recipe import Recipe
 from lale.run_layout import CHECKPOINT
 from lale.runs import load_config, load_run
 from lale.training import module as training_module
-from lale.training.module import Recipe
 from lale.training.run import TrainingError, TrainOptions, resume, train
 
 runner = CliRunner()
@@ -143,8 +143,8 @@ def test_cli_train_writes_a_complete_run_directory(cli_run: Path, data: Path) ->
     assert config.mean == [0.485, 0.456, 0.406] and config.std == [0.229, 0.224, 0.225]
     assert config.input_size == [CROP, CROP]
     recipe = config.recipe
-    assert (recipe["batch_size"], recipe["epochs"], recipe["crop_size"]) == (BATCH, 1, CROP)
-    assert recipe["lr"] == 1e-3 and recipe["loss"] == "dice" and recipe["data"] == str(data)
+    assert (recipe.batch_size, recipe.epochs, recipe.crop_size) == (BATCH, 1, CROP)
+    assert recipe.lr == 1e-3 and recipe.loss == "dice" and recipe.data == str(data)
     assert config.seed == 0
     assert config.versions["torch"] == torch.__version__ and config.versions["lightning"]
 
@@ -182,7 +182,7 @@ def test_resume_after_an_epoch_equals_a_straight_run(
     resumed_dir = shutil.copytree(cli_run, tmp_path / "resumed")
     resumed = resume(resumed_dir, epochs=2, overrides={"progress": False}, say=_quiet)
     assert straight.epochs_run == resumed.epochs_run == 2
-    assert load_config(resumed_dir / "config.json").recipe["epochs"] == 2
+    assert load_config(resumed_dir / "config.json").recipe.epochs == 2
     assert [r["epoch"] for r in _rows(resumed_dir)] == ["0", "1"]
     _assert_same_training_state(tmp_path / "straight", resumed_dir)
     assert straight.test_scores == resumed.test_scores

@@ -11,6 +11,7 @@ from rich.markup import escape
 
 from lale.cli_common import EXIT_FAILURE, fail
 from lale.errors import DataError
+from lale.formatting import percent
 from lale.runs import RunError
 
 
@@ -20,10 +21,6 @@ def _mb(size: int) -> str:
 
 def _dims(dims: tuple[int | str, ...]) -> str:
     return escape("[" + ", ".join(map(str, dims)) + "]")
-
-
-def _percent(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2%}"
 
 
 def _require_onnx() -> None:
@@ -122,7 +119,7 @@ def export_command(
     delta = "n/a" if change.delta is None else f"{change.delta * 100:+.2f} points"
     say(
         f"macro-F1 on {escape(str(change.data / change.split))} ({change.images} images): "
-        f"fp32 {_percent(change.fp32)}, int8 {_percent(change.int8)} ({delta})"
+        f"fp32 {percent(change.fp32, 2, '%')}, int8 {percent(change.int8, 2, '%')} ({delta})"
     )
 
 

@@ -22,11 +22,11 @@ from rich.table import Table
 
 from lale.cli_common import fail
 from lale.errors import DataError
+from lale.progress import ProgressFn
 
 if TYPE_CHECKING:
     from lale.inference.predict import SceneResult
 
-ProgressFn = Callable[[int, int], None]
 
 EXIT_FAILED = 1
 """Some input could not be predicted."""

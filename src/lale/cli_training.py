@@ -108,7 +108,7 @@ def train_command(
     progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
 ) -> None:
     """Train a model on an ARAS400k-layout dataset (the ARAS400k recipe by default)."""
-    from lale.training.module import Recipe
+    from lale.recipe import Recipe
     from lale.training.run import TrainingError, TrainOptions, train
     from lale.training.run import resume as resume_run
 

@@ -22,10 +22,11 @@ from typing import Any
 
 from lale.atomic import write_bytes_atomic, write_json_atomic
 from lale.data.synthetic import write_dataset
+from lale.formatting import percent
 from lale.profiling import ProfileRun, TimingConfig, profile_models, ratio_summary
 from lale.profiling.tables import profile_markdown
+from lale.recipe import Recipe
 from lale.run_layout import run_files
-from lale.training.module import Recipe
 from lale.training.run import TrainOptions, TrainResult, train
 
 Say = Callable[[str], None]
@@ -186,11 +187,11 @@ def report(result: DemoResult, cfg: DemoConfig, data: Path) -> str:
     if first is not None:
         for name, c in first["per_class"].items():
             cells = [c[k] for k in ("f1", "iou", "precision", "recall")]
-            rows.append(f"| {name} | " + " | ".join(_pct(v) for v in cells) + " |")
+            rows.append(f"| {name} | " + " | ".join(percent(v) for v in cells) + " |")
         macro = first["macro"]
         rows.append(
             "| **macro** | "
-            + " | ".join(_pct(macro[k]) for k in ("f1", "iou", "precision", "recall"))
+            + " | ".join(percent(macro[k]) for k in ("f1", "iou", "precision", "recall"))
             + " |"
         )
     r = cfg.recipe
@@ -222,7 +223,3 @@ def report(result: DemoResult, cfg: DemoConfig, data: Path) -> str:
         parts += [profile_markdown(result.profile), ""]
         parts += [f"- {line}" for line in headline(result, cfg)[1:]]
     return "\n".join(parts) + "\n"
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}"

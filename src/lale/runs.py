@@ -24,16 +24,17 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import safetensors.torch
 import torch
-from safetensors import SafetensorError
 from torch import nn
 
 from lale import run_layout
-from lale.atomic import write_bytes_atomic, write_json_atomic
+from lale.atomic import write_json_atomic
 from lale.errors import RunError
+from lale.recipe import Recipe, RunRecipe
+from lale.weights import load_weights, save_weights
 
 if TYPE_CHECKING:
+    from lale.data.image_spec import ImageSpec
     from lale.data.schema import ClassSchema
 
 __all__ = [
@@ -99,7 +100,9 @@ class RunConfig:
         mean: Per-channel normalisation mean (after scaling samples to 0..1 or reflectance).
         std: Per-channel normalisation standard deviation.
         input_size: Training patch size ``[height, width]``.
-        recipe: Training recipe (optimiser, lr, batch, epochs, loss, class weights, …).
+        recipe: Training recipe (optimiser, lr, batch, epochs, loss, class weights, …) and how
+            the run was set up (dataset, init, checkpointing); a mapping is read with
+            :meth:`RunRecipe.from_dict`.
         seed: Random seed of the run.
         versions: Library versions that produced the run.
         created: ISO-8601 UTC time the config was made.
@@ -115,7 +118,7 @@ class RunConfig:
     mean: list[float] | None = None
     std: list[float] | None = None
     input_size: list[int] | None = None
-    recipe: dict[str, Any] = field(default_factory=dict)
+    recipe: RunRecipe = field(default_factory=RunRecipe)
     seed: int | None = None
     versions: dict[str, str | None] = field(default_factory=_versions)
     created: str = field(default_factory=_now)
@@ -127,7 +130,13 @@ class RunConfig:
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{key} must be a positive integer, got {value!r}")
-        for key in ("model_kwargs", "class_schema", "recipe", "versions"):
+        if isinstance(self.recipe, Mapping):
+            self.recipe = RunRecipe.from_dict(self.recipe)
+        elif isinstance(self.recipe, Recipe) and not isinstance(self.recipe, RunRecipe):
+            self.recipe = RunRecipe.of(self.recipe)
+        if not isinstance(self.recipe, RunRecipe):
+            raise ValueError(f"recipe must be a RunRecipe or a JSON object, got {self.recipe!r}")
+        for key in ("model_kwargs", "class_schema", "versions"):
             if not isinstance(getattr(self, key), Mapping):
                 raise ValueError(f"{key} must be a JSON object, got {getattr(self, key)!r}")
         for key in ("mean", "std"):
@@ -138,7 +147,8 @@ class RunConfig:
             raise ValueError(f"input_size must be [height, width], got {self.input_size}")
         # Normalise to the JSON shapes, so a config equals its reloaded copy.
         for f in dataclasses.fields(self):
-            setattr(self, f.name, _jsonable(getattr(self, f.name)))
+            if f.name != "recipe":
+                setattr(self, f.name, _jsonable(getattr(self, f.name)))
 
     @classmethod
     def from_schema(
@@ -148,7 +158,7 @@ class RunConfig:
         *,
         model_overrides: Mapping[str, Any] | None = None,
         input_size: Sequence[int] | None = None,
-        recipe: Mapping[str, Any] | None = None,
+        recipe: Recipe | Mapping[str, Any] | None = None,
         seed: int | None = None,
     ) -> RunConfig:
         """A config whose classes, bands and normalisation come from a class schema.
@@ -159,7 +169,7 @@ class RunConfig:
             model_overrides: Keyword arguments over the variant's defaults; the resolved full
                 set is stored.
             input_size: Training patch size ``(height, width)``.
-            recipe: Training recipe to record.
+            recipe: Training recipe to record (a :class:`Recipe` gets the run defaults).
             seed: Random seed to record.
 
         Raises:
@@ -181,7 +191,7 @@ class RunConfig:
             mean=list(mean),
             std=list(std),
             input_size=None if input_size is None else list(input_size),
-            recipe=dict(recipe or {}),
+            recipe=RunRecipe() if recipe is None else recipe,  # type: ignore[arg-type]
             seed=seed,
         )
 
@@ -191,9 +201,21 @@ class RunConfig:
 
         return ClassSchema.from_dict(self.class_schema)
 
+    def image_spec(self) -> ImageSpec:
+        """The schema's image spec with this run's normalisation (``mean``/``std``, if stored).
+
+        What the model was trained on: feed it ``normalize_input(raw, config.image_spec())``.
+        """
+        image = self.schema().image
+        if self.mean is None or self.std is None:
+            return image
+        return dataclasses.replace(image, mean=tuple(self.mean), std=tuple(self.std))
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary with the format name and version first."""
-        return {"format": _FORMAT, "version": CONFIG_VERSION, **dataclasses.asdict(self)}
+        body = dataclasses.asdict(self)
+        body["recipe"] = self.recipe.to_dict()  # flat, class weights as a list
+        return {"format": _FORMAT, "version": CONFIG_VERSION, **body}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
@@ -224,78 +246,6 @@ class RunConfig:
         if missing := [k for k in required if k not in body]:
             raise ValueError(f"missing config keys {missing}")
         return cls(**body)
-
-
-def _fp32_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """CPU copies of the state dict, floats as fp32; tied tensors stored once."""
-    state: dict[str, torch.Tensor] = {}
-    seen: set[tuple[Any, ...]] = set()
-    for name, tensor in model.state_dict().items():
-        key = (
-            tensor.device,
-            tensor.untyped_storage().data_ptr(),
-            tensor.storage_offset(),
-            tuple(tensor.shape),
-            tuple(tensor.stride()),
-        )
-        if tensor.numel() and key in seen:
-            continue  # an alias (tied weights); load_weights restores it through the model
-        seen.add(key)
-        t = tensor.detach().to("cpu", torch.float32 if tensor.is_floating_point() else None)
-        state[name] = t.contiguous().clone()
-    return state
-
-
-def save_weights(model: nn.Module, path: str | Path) -> None:
-    """Write the model's state as fp32 safetensors to ``path``, atomically."""
-    data = safetensors.torch.save(_fp32_state(model), metadata={"format": "pt"})
-    write_bytes_atomic(Path(path), data)
-
-
-def _brief(names: Sequence[str], limit: int = 3) -> str:
-    shown = ", ".join(names[:limit])
-    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
-
-
-def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
-    """Load a safetensors file into ``model`` (in place) after checking it fits.
-
-    Raises:
-        RunError: The file is missing or unreadable, or its tensors do not match the model's
-            (missing or unexpected names, or other shapes; the first few are listed).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise RunError(path, "weights file not found")
-    try:
-        state = safetensors.torch.load_file(path, device="cpu")
-    except (SafetensorError, OSError, ValueError) as err:
-        raise RunError(path, f"not a readable safetensors file ({err})") from err
-    expected = model.state_dict()
-    # A name absent from the file is fine if it is a tied alias of a loaded tensor.
-    loaded = {expected[k].untyped_storage().data_ptr() for k in state if k in expected}
-    missing = [
-        k
-        for k, t in expected.items()
-        if k not in state and not (t.numel() and t.untyped_storage().data_ptr() in loaded)
-    ]
-    unexpected = [k for k in state if k not in expected]
-    shapes = [
-        f"{k} {tuple(v.shape)} vs {tuple(expected[k].shape)}"
-        for k, v in state.items()
-        if k in expected and v.shape != expected[k].shape
-    ]
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} missing ({_brief(missing)})")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected ({_brief(unexpected)})")
-    if shapes:
-        problems.append(f"{len(shapes)} of another shape ({_brief(shapes)})")
-    if problems:
-        raise RunError(path, "weights do not match the architecture: " + "; ".join(problems))
-    model.load_state_dict(state, strict=False)
-    return model
 
 
 def save_config(path: str | Path, config: RunConfig) -> None:

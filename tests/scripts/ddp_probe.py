@@ -23,8 +23,9 @@ from typing import Any, ClassVar
 
 import torch
 
+from lale.recipe import Recipe
 from lale.training import run
-from lale.training.module import Recipe, SegmentationTask
+from lale.training.module import SegmentationTask
 from lale.training.sampling import ResumableLoader
 
 TINY = {"dims": [8, 16, 32, 32], "depths": [1, 1, 1, 1], "decoder_dim": 16}

@@ -8,10 +8,11 @@ count or sample type differs from the schema. Nothing is skipped silently.
 
 Training samples are random crops (``crop_size``, default 256) — images smaller than that are
 padded, the image with 0 and the mask with the ignore label — so datasets of any image size work
-without tiling them first; evaluation samples are whole images (:class:`PadCollate` batches
-images of different sizes). Pixels of mask colours or values that are not in the schema become
-the ignore label and are counted per file, in memory shared with DataLoader workers;
-:meth:`SegmentationDataset.report_unknown` logs them once, ``strict=True`` makes them an error.
+without tiling them first; evaluation samples are whole images
+(:class:`~lale.data.collate.PadCollate` batches images of different sizes). Pixels of mask
+colours or values that are not in the schema become the ignore label and are counted per file,
+in memory shared with DataLoader workers; :meth:`SegmentationDataset.report_unknown` logs them
+once, ``strict=True`` makes them an error.
 """
 
 from __future__ import annotations
@@ -43,7 +44,6 @@ from lale.errors import DataError
 
 __all__ = [
     "Mode",
-    "PadCollate",
     "Pair",
     "SegmentationDataset",
     "UnknownPixels",
@@ -378,29 +378,3 @@ def _pad(
     out[:, r : r + h, k : k + w] = image
     lab[r : r + h, k : k + w] = labels
     return out, lab
-
-
-@dataclass(frozen=True)
-class PadCollate:
-    """Batch samples of different sizes: pad each to the largest height and width in the batch.
-
-    Images are padded with 0 and masks with ``ignore_index`` (bottom and right), so padding is
-    never scored; same-size samples come out as ``torch.stack`` would give them. Picklable, for
-    DataLoader workers.
-
-    Attributes:
-        ignore_index: Label of the padded mask pixels.
-    """
-
-    ignore_index: int = 255
-
-    def __call__(self, batch: Sequence[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
-        h = max(img.shape[-2] for img, _ in batch)
-        w = max(img.shape[-1] for img, _ in batch)
-        c = batch[0][0].shape[0]
-        images = batch[0][0].new_zeros((len(batch), c, h, w))
-        masks = batch[0][1].new_full((len(batch), h, w), self.ignore_index)
-        for i, (img, lab) in enumerate(batch):
-            images[i, :, : img.shape[-2], : img.shape[-1]] = img
-            masks[i, : lab.shape[-2], : lab.shape[-1]] = lab
-        return images, masks

@@ -34,9 +34,10 @@ from lale.errors import DataError
 __all__ = [
     "IMAGE_SUFFIXES",
     "MASK_SUFFIXES",
+    "PIL_READ_ERRORS",
     "DataError",
+    "ImageHeader",
     "MaskData",
-    "RasterInfo",
     "Window",
     "check_image_info",
     "is_geotiff",
@@ -70,11 +71,12 @@ _PIL_MODES: dict[str, tuple[int, str]] = {
     "F": (1, "float32"),
     **{m: (1, "uint16") for m in ("I;16", "I;16L", "I;16B", "I;16N")},
 }
-_PIL_ERRORS = (OSError, SyntaxError, ValueError, EOFError, zlib.error, struct.error)
+PIL_READ_ERRORS = (OSError, SyntaxError, ValueError, EOFError, zlib.error, struct.error)
+"""What Pillow raises on a broken or truncated file (besides ``DecompressionBombError``)."""
 
 
 @dataclass(frozen=True)
-class RasterInfo:
+class ImageHeader:
     """What a file's header says.
 
     Attributes:
@@ -123,7 +125,7 @@ def _rasterio() -> ModuleType:
 @contextmanager
 def _reading(path: Path, what: str) -> Iterator[None]:
     """Turn any failure to decode ``path`` into a one-line :class:`DataError`."""
-    errors: tuple[type[BaseException], ...] = (*_PIL_ERRORS, Image.DecompressionBombError)
+    errors: tuple[type[BaseException], ...] = (*PIL_READ_ERRORS, Image.DecompressionBombError)
     if is_geotiff(path):
         errors += (_rasterio().errors.RasterioError,)
     try:
@@ -145,11 +147,11 @@ def _open_tiff(path: Path, what: str) -> Iterator[Any]:
             yield src
 
 
-def _tiff_info(src: Any) -> RasterInfo:
-    return RasterInfo(src.height, src.width, src.count, np.dtype(src.dtypes[0]).name)
+def _tiff_info(src: Any) -> ImageHeader:
+    return ImageHeader(src.height, src.width, src.count, np.dtype(src.dtypes[0]).name)
 
 
-def read_info(path: str | Path, what: str = "image") -> RasterInfo:
+def read_info(path: str | Path, what: str = "image") -> ImageHeader:
     """Size, band count and sample type from a file's header (the pixels are not decoded).
 
     Args:
@@ -167,11 +169,11 @@ def read_info(path: str | Path, what: str = "image") -> RasterInfo:
         if im.mode not in _PIL_MODES:
             raise DataError(path, f"unsupported {what} mode {im.mode!r}")
         count, dtype = _PIL_MODES[im.mode]
-        return RasterInfo(im.height, im.width, count, dtype, palette=im.mode == "P")
+        return ImageHeader(im.height, im.width, count, dtype, palette=im.mode == "P")
     raise AssertionError("unreachable")  # pragma: no cover - for type checkers
 
 
-def check_image_info(path: str | Path, info: RasterInfo, spec: ImageSpec) -> None:
+def check_image_info(path: str | Path, info: ImageHeader, spec: ImageSpec) -> None:
     """Raise :class:`DataError` if an image's header does not match ``spec``.
 
     A palette image counts as three-band RGB.
@@ -215,7 +217,7 @@ def _tiff_read(
     what: str,
     bands: list[int] | None,
     window: Window | None,
-    check: Callable[[RasterInfo], None] | None = None,
+    check: Callable[[ImageHeader], None] | None = None,
 ) -> NDArray[Any]:
     """Read (a window of) a GeoTIFF as ``C×H×W``, after ``check(header)``."""
     with _open_tiff(path, what) as src:
@@ -254,7 +256,7 @@ def read_image(
     arr, _ = _pil_array(path, "image", palette_to_rgb=True)
     chw = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
     count, height, width = chw.shape
-    check_image_info(path, RasterInfo(height, width, count, chw.dtype.name), spec)
+    check_image_info(path, ImageHeader(height, width, count, chw.dtype.name), spec)
     if bands is not None:
         chw = chw[[b - 1 for b in bands]]
     if window is not None:

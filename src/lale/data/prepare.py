@@ -32,28 +32,21 @@ would sit in other splits and leak between them.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import shutil
-import zlib
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import ExitStack
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import rasterio
-from numpy.typing import NDArray
 from rasterio.crs import CRS
-from rasterio.io import DatasetReader
-from rasterio.windows import Window
 
-from lale.data.aras import ARAS400K, WATER
+from lale.data.prepare_cut import PatchBlock, cut_patches
 from lale.data.prepare_summary import (
     DROP_REASONS,
-    DropReason,
     ImageryRecord,
     PrepareSummary,
     class_table,
@@ -66,22 +59,15 @@ from lale.data.rasters import (
     band_offsets,
     open_raster,
     overlaps,
-    read_image_window,
     reproject_bounds,
-    to_uint8,
-    warp_labels,
 )
-from lale.data.splits import SPLITS, BlockKey, assign_splits, block_of
-from lale.data.synthetic.png import write_png
+from lale.data.splits import SPLITS, BlockKey, assign_splits
 from lale.data.worldcover import (
-    CODE_TO_CLASS,
-    NODATA_MARK,
-    OUTSIDE_MARK,
-    UNKNOWN_MARK,
     WORLDCOVER_TO_CLASS,
     remap_worldcover,
 )
 from lale.errors import DataError
+from lale.progress import ProgressFn
 
 __all__ = [
     "DROP_REASONS",
@@ -91,7 +77,6 @@ __all__ = [
     "PrepareError",
     "PrepareOptions",
     "PrepareSummary",
-    "Progress",
     "assign_splits",
     "class_table",
     "expand_inputs",
@@ -107,8 +92,6 @@ RASTER_SUFFIXES = (".tif", ".tiff")
 """Files taken from an input directory."""
 GDAL_CACHE_MB = 256
 """GDAL block cache while cutting: enough for a row of 1024² tiles of a 10980-px scene."""
-Progress = Callable[[int, int], None]
-"""``progress(done, total)``, called after each window."""
 
 
 @dataclass(frozen=True)
@@ -250,118 +233,12 @@ def _inspect(
     return images, [info for info, _, _ in labels]
 
 
-@dataclass
-class _Block:
-    names: list[str] = field(default_factory=list)
-    pixels: NDArray[np.int64] = field(
-        default_factory=lambda: np.zeros(ARAS400K.num_classes, np.int64)
-    )
-
-
-def _window(
-    src: DatasetReader,
-    labels: Sequence[DatasetReader],
-    record: ImageryRecord,
-    row: int,
-    col: int,
-    options: PrepareOptions,
-    summary: PrepareSummary,
-) -> tuple[NDArray[np.uint8], NDArray[np.uint8]] | DropReason:
-    """8-bit image and class map of one window, or why it is dropped."""
-    p = options.patch
-    if (row + 1) * p > src.height or (col + 1) * p > src.width:
-        return "edge"
-    window = Window(col * p, row * p, p, p)
-    data, valid = read_image_window(src, options.bands, window)
-    image = to_uint8(data, record.offsets)
-    if not image.any():
-        return "image_black"
-    if not valid.all():
-        return "image_nodata"
-    codes = warp_labels(labels, src.crs, src.window_transform(window), (p, p))
-    classes = CODE_TO_CLASS[codes]
-    unknown = classes == UNKNOWN_MARK
-    if unknown.any():
-        values, counts = np.unique(codes[unknown], return_counts=True)
-        summary.unknown_codes.update(dict(zip(values.tolist(), counts.tolist(), strict=True)))
-    if (classes == OUTSIDE_MARK).any():
-        return "label_outside"
-    if (classes == NODATA_MARK).any():
-        return "label_nodata"
-    if unknown.any():
-        return "label_unknown"
-    if np.count_nonzero(classes == WATER) > options.max_water * classes.size:
-        return "mostly_water"
-    return image, classes
-
-
-def _write_patch(
-    staging: Path,
-    name: str,
-    image: NDArray[np.uint8],
-    classes: NDArray[np.uint8],
-    src: DatasetReader,
-    window: Window,
-) -> None:
-    if image.shape[0] == 3:
-        write_png(staging / "images" / f"{name}.png", np.moveaxis(image, 0, -1))
-    else:
-        with rasterio.open(
-            staging / "images" / f"{name}.tif",
-            "w",
-            driver="GTiff",
-            width=image.shape[2],
-            height=image.shape[1],
-            count=image.shape[0],
-            dtype="uint8",
-            crs=src.crs,
-            transform=src.window_transform(window),
-            compress="deflate",
-        ) as dst:
-            dst.write(image)
-    write_png(staging / "masks" / f"{name}.png", ARAS400K.labels_to_rgb(classes), zlib.Z_RLE)
-
-
-def _cut(
-    records: Sequence[ImageryRecord],
-    label_paths: Sequence[Path],
-    staging: Path,
-    summary: PrepareSummary,
-    progress: Progress | None,
-) -> dict[BlockKey, _Block]:
-    """Look at every window of every tile; stage the kept patches and group them in blocks."""
-    options = summary.options
-    blocks: dict[BlockKey, _Block] = {}
-    done = 0
-    for record in records:
-        with ExitStack() as stack:
-            src = stack.enter_context(open_raster(record.info.path))
-            srcs = [stack.enter_context(open_raster(label_paths[j])) for j in record.labels]
-            for row, col in itertools.product(range(record.rows), range(record.cols)):
-                result = _window(src, srcs, record, row, col, options, summary)
-                if isinstance(result, str):
-                    summary.dropped[result] += 1
-                else:
-                    image, classes = result
-                    stem = record.info.path.stem
-                    name = f"{stem}_r{row}_c{col}"
-                    window = Window(col * options.patch, row * options.patch, *classes.shape[::-1])
-                    _write_patch(staging, name, image, classes, src, window)
-                    block = blocks.setdefault(block_of(stem, row, col, options.block), _Block())
-                    block.names.append(name)
-                    block.pixels += np.bincount(classes.ravel(), minlength=ARAS400K.num_classes)
-                done += 1
-                if progress is not None:
-                    progress(done, summary.windows)
-    return blocks
-
-
 def prepare_dataset(
     imagery: Sequence[str | Path],
     labels: Sequence[str | Path],
     out: str | Path,
     options: PrepareOptions | None = None,
-    progress: Progress | None = None,
+    progress: ProgressFn | None = None,
 ) -> PrepareSummary:
     """Cut imagery tiles and WorldCover labels into an ARAS400k-layout dataset under ``out``.
 
@@ -398,7 +275,7 @@ def prepare_dataset(
     cache = {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": GDAL_CACHE_MB}
     try:
         with rasterio.Env(**cache):
-            blocks = _cut(records, label_paths, staging, summary, progress)
+            blocks = cut_patches(records, label_paths, staging, summary, progress)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)  # leave ``out`` as it was: new or empty
         raise
@@ -408,7 +285,7 @@ def prepare_dataset(
 
 
 def _distribute(
-    root: Path, staging: Path, blocks: Mapping[BlockKey, _Block], summary: PrepareSummary
+    root: Path, staging: Path, blocks: Mapping[BlockKey, PatchBlock], summary: PrepareSummary
 ) -> None:
     """Move the staged patches into their split's folders; fill the split counts."""
     options = summary.options

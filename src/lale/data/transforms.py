@@ -14,6 +14,7 @@ the device that trains, after the batch has been moved there.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -27,6 +28,7 @@ __all__ = [
     "Normalize",
     "brightness_contrast_params",
     "eval_transform",
+    "normalize_input",
     "random_brightness_contrast",
     "random_flip",
     "random_geometry",
@@ -261,6 +263,28 @@ class Normalize:
         return out
 
 
+@functools.lru_cache(maxsize=16)
+def _normalizer(spec: ImageSpec) -> Normalize:
+    return Normalize(spec)
+
+
+def normalize_input(image: Tensor, spec: ImageSpec) -> Tensor:
+    """Model input of raw samples: float32 ``((x + offset) / scale - mean) / std`` per channel.
+
+    The one way lale feeds a model outside the augmented training step: validation and test,
+    ``lale evaluate``, the sample figures and prediction all go through it.
+
+    Args:
+        image: Raw ``B×C×H×W`` (or ``C×H×W``) samples, any dtype, on any device.
+        spec: Scaling and statistics (a run's: ``RunConfig.image_spec()``).
+    """
+    try:
+        normalize = _normalizer(spec)
+    except TypeError:  # a spec holding lists is not hashable
+        normalize = Normalize(spec)
+    return normalize(image)
+
+
 class BatchTransform:
     """Augment (optionally) and normalise a batch; returns model-ready tensors.
 
@@ -290,7 +314,7 @@ class BatchTransform:
         _check(image, mask)
         a, g = self.augment, self.generator
         if a is None:
-            return self.normalize(image), mask.long()
+            return normalize_input(image, self.normalize.spec), mask.long()
         image, mask = random_geometry(image, mask, a, g)
         n = image.shape[0]
         alpha, beta = brightness_contrast_params(

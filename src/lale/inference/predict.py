@@ -11,21 +11,7 @@ block cache included: it is sized to one row band of blocks, see
 :func:`~lale.inference.scene.block_cache_bytes`).
 Windows without a single valid pixel are not run through the model.
 
-**Bands and scaling** (:func:`plan_input`). Bands: ``--bands`` if given; else the run's band
-selection when the file has the run's band count; else all bands when the file has exactly the
-model's channel count. Samples are turned into the units the run was trained on, by sample type
-(8-bit = uint8, DN = other integers, reflectance = floats):
-
-- same type as the run's (or the run accepts any): the run's ``(x + offset) / scale``;
-- the run is 8-bit, the input DN or reflectance: ESA's true-colour rule
-  (:func:`lale.data.rasters.to_uint8`: reflectance 0–0.2 → 0–255, DN offset from the
-  ``BOA_ADD_OFFSET`` tag), then the run's scaling — exactly how ``lale prepare`` made the data;
-- the run is DN or reflectance, the input the other: reflectance, ``(DN + BOA_ADD_OFFSET) /
-  10000`` for DN (the run's scaled units are taken to be reflectance);
-- the run is DN or reflectance, the input 8-bit: refused (8 bits cannot be turned back).
-
-``scale``/``offset`` options override all this: raw samples, ``(x + offset) / scale``.
-The run's mean/std standardise the result; no-data pixels are fed as 0 (the mean).
+Band selection and scaling of each input: :func:`~lale.inference.input_plan.plan_input`.
 """
 
 from __future__ import annotations
@@ -35,42 +21,35 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import numpy as np
 import rasterio
 import torch
-from numpy.typing import NDArray
 from torch import Tensor, nn
 
 from lale import run_layout
-from lale.data.rasters import QUANTIFICATION, to_uint8
-from lale.data.schema import ImageSpec
-from lale.data.transforms import Normalize
 from lale.errors import DataError, UnavailableError
 from lale.inference.areas import AreaCounter, AreaTable, row_areas_km2
-from lale.inference.scene import Scene, SceneOutputs, block_cache_bytes, open_scene
+from lale.inference.input_plan import plan_input
+from lale.inference.scene import block_cache_bytes, open_scene
+from lale.inference.scene_outputs import SceneOutputs
 from lale.inference.tiling import Blend, SlideStats, TileGrid, slide_inference
+from lale.progress import ProgressFn
 from lale.runs import CONFIG_NAME, RunConfig, RunError, load_config, load_run
 
 __all__ = [
     "ONNX_NAME",
     "Backend",
     "BackendUnavailableError",
-    "InputPlan",
     "PredictOptions",
     "SceneResult",
     "TorchBackend",
     "load_backend",
-    "plan_input",
     "predict_scene",
 ]
 
 Backend = Callable[[Tensor], Tensor]
 """Normalised ``B×C×H×W`` float32 in, ``B×K×H×W`` logits out (any device in, CPU is fine)."""
-Progress = Callable[[int, int], None]
-"""Called with ``(windows done, windows in total)``."""
-Kind = Literal["8-bit", "DN", "reflectance"]
 
 
 @dataclass(frozen=True)
@@ -172,116 +151,6 @@ def load_backend(
         raise BackendUnavailableError(f"the onnx backend is not available here ({err})") from err
 
 
-def _kind(path: Path, dtype: str) -> Kind:
-    dt = np.dtype(dtype)
-    if dt == np.uint8:
-        return "8-bit"
-    if np.issubdtype(dt, np.integer):
-        return "DN"
-    if np.issubdtype(dt, np.floating):
-        return "reflectance"
-    raise DataError(path, f"cannot predict from {dt.name} samples")
-
-
-@dataclass(frozen=True)
-class InputPlan:
-    """Which bands to read and how to turn their samples into model input.
-
-    Attributes:
-        bands: 1-based bands, in model order.
-        convert: ``"raw"`` (samples as they are), ``"tci8"`` (to 8 bits by ESA's true-colour
-            rule) or ``"reflectance"`` (DN to reflectance) before ``normalize``.
-        offsets: DN offset of each band, for the conversions.
-        normalize: Scaling and standardisation to apply after the conversion.
-        description: One line for logs and the area table.
-    """
-
-    bands: tuple[int, ...]
-    convert: Literal["raw", "tci8", "reflectance"]
-    offsets: tuple[int, ...]
-    normalize: Normalize
-    description: str
-
-    def prepare(self, data: NDArray[Any], valid: NDArray[np.bool_]) -> Tensor:
-        """Model input (``C×h×w`` float32) of raw samples; no-data pixels become 0."""
-        if self.convert == "tci8":
-            data = to_uint8(data, self.offsets)
-        elif self.convert == "reflectance" and np.issubdtype(data.dtype, np.integer):
-            off = np.asarray(self.offsets, dtype=np.float32).reshape(-1, 1, 1)
-            data = (data.astype(np.float32) + off) / np.float32(QUANTIFICATION)
-        x = self.normalize(torch.from_numpy(np.asarray(data, dtype=np.float32)))
-        return torch.where(torch.from_numpy(valid), x, 0.0).nan_to_num_(0.0, 0.0, 0.0)
-
-
-def _bands(
-    scene: Scene, config: RunConfig, spec: ImageSpec, wanted: tuple[int, ...] | None
-) -> tuple[int, ...]:
-    channels, count = config.in_channels, scene.count
-    if wanted is not None:
-        if len(wanted) != channels:
-            raise DataError(
-                scene.path, f"--bands gives {len(wanted)} bands but the model takes {channels}"
-            )
-        if max(wanted) > count:
-            raise DataError(scene.path, f"has {count} bands; --bands asks for band {max(wanted)}")
-        return tuple(wanted)
-    if config.bands is not None and count == spec.band_count:
-        return tuple(config.bands)
-    if count == channels:
-        return tuple(range(1, channels + 1))
-    trained = f"{spec.band_count}-band images" + (
-        "" if config.bands is None else f", bands {','.join(map(str, config.bands))}"
-    )
-    raise DataError(
-        scene.path,
-        f"has {count} bands but the model takes {channels} (trained on "
-        f"{trained}); choose {channels} with --bands",
-    )
-
-
-def plan_input(scene: Scene, config: RunConfig, options: PredictOptions) -> InputPlan:
-    """Band selection and scaling of one input for a run (rules in the module docstring).
-
-    Raises:
-        DataError: The bands cannot satisfy the model, or the samples cannot be scaled.
-    """
-    spec = config.schema().image
-    bands = _bands(scene, config, spec, options.bands)
-    if config.mean is not None and config.std is not None:
-        mean, std = tuple(config.mean), tuple(config.std)
-    else:
-        mean, std = spec.normalization()
-    have = _kind(scene.path, scene.dtype)
-    want = None if spec.dtype is None else _kind(scene.path, spec.dtype)
-    scale, offset = spec.scale, spec.offset
-    convert: Literal["raw", "tci8", "reflectance"] = "raw"
-    if options.scale is not None or options.offset is not None:
-        scale = options.scale if options.scale is not None else scale
-        offset = options.offset if options.offset is not None else offset
-    elif want is not None and have != want:
-        if want == "8-bit":
-            convert = "tci8"
-        elif have == "8-bit":
-            raise DataError(
-                scene.path,
-                f"8-bit samples cannot be turned back into the {want} "
-                f"({spec.dtype}) the run was trained on; give the original data "
-                "or --scale/--offset",
-            )
-        else:
-            convert, scale, offset = "reflectance", 1.0, 0.0
-    offsets = scene.dn_offsets(bands) if convert != "raw" else tuple(0 for _ in bands)
-    norm = ImageSpec(
-        band_count=len(bands), dtype=None, scale=scale, offset=offset, mean=mean, std=std
-    )
-    steps = {"raw": "", "tci8": f"{have} → 8-bit (TCI rule) → ", "reflectance": f"{have} → "}
-    description = (
-        f"bands {','.join(map(str, bands))}; {scene.dtype} {steps[convert]}"
-        f"(x + {offset:g}) / {scale:g}, standardised"
-    )
-    return InputPlan(bands, convert, offsets, Normalize(norm), description)
-
-
 @dataclass(frozen=True)
 class SceneResult:
     """What predicting one scene produced.
@@ -318,7 +187,7 @@ def predict_scene(
     options: PredictOptions | None = None,
     *,
     name: str | None = None,
-    progress: Progress | None = None,
+    progress: ProgressFn | None = None,
 ) -> SceneResult:
     """Predict one scene and write its class map, preview, confidence and area table.
 

@@ -193,7 +193,7 @@ def compare_f1(
 
     run_dir = Path(run_dir)
     if data is None:
-        recorded = load_config(run_dir / CONFIG_NAME).recipe.get("data")
+        recorded = load_config(run_dir / CONFIG_NAME).recipe.data
         if not recorded:
             raise DataUnavailableError(
                 "the run records no dataset (recipe.data); give one with --data"

@@ -32,7 +32,7 @@ from rich.progress import (
 )
 from torch import nn
 
-from lale.errors import WorkFailedError
+from lale.errors import WorkFailedError, one_line
 from lale.models.registry import create_model, get_entry, model_kwargs
 from lale.profiling.counting import count_macs, count_parameters, storage_bytes
 from lale.profiling.environment import EnvironmentInfo, collect_environment, resolve_device
@@ -254,7 +254,7 @@ def _run_order(names: Sequence[str], reference: str | None) -> list[str]:
 
 
 def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
+    text = one_line(err)
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 

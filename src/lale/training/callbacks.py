@@ -23,8 +23,8 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from lale.atomic import write_bytes_atomic
 from lale.run_layout import CHECKPOINT, METRICS_CSV, WEIGHTS
-from lale.runs import save_weights
 from lale.training.module import MONITOR
+from lale.weights import save_weights
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

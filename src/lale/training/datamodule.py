@@ -9,7 +9,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from lale.data.dataset import PadCollate, SegmentationDataset
+from lale.data.collate import PadCollate
+from lale.data.dataset import SegmentationDataset
 from lale.data.schema import ClassSchema
 from lale.training.sampling import EpochBatchSampler, ResumableLoader, SampleKey
 

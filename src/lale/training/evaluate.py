@@ -9,12 +9,12 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from lale.data.dataset import PadCollate, SegmentationDataset
-from lale.data.transforms import eval_transform
+from lale.data.collate import PadCollate
+from lale.data.dataset import SegmentationDataset
+from lale.data.transforms import normalize_input
+from lale.progress import ProgressFn
 from lale.runs import RunError, load_run
 from lale.training.metrics import SegmentationMetrics
-
-Progress = Callable[[int, int], None]
 
 
 def evaluate_run(
@@ -25,7 +25,7 @@ def evaluate_run(
     device: str = "cpu",
     workers: int = 0,
     strict: bool = False,
-    progress: Progress | None = None,
+    progress: ProgressFn | None = None,
     forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> dict[str, Any]:
     """Evaluate the run's model on ``data/split`` (whole images, ignore pixels excluded).
@@ -58,14 +58,14 @@ def evaluate_run(
         num_workers=workers,
         collate_fn=PadCollate(schema.ignore_index),
     )
-    transform = eval_transform(schema)
+    spec = config.image_spec()
     predict = model if forward is None else forward
     metrics = SegmentationMetrics(schema.num_classes, schema.ignore_index, list(schema.names))
     metrics = metrics.to(device)
     done = 0
     with torch.inference_mode():
         for image, mask in loader:
-            x, y = transform(image.to(device), mask.to(device))
+            x, y = normalize_input(image.to(device), spec), mask.to(device).long()
             metrics.update(predict(x), y)
             done += image.shape[0]
             if progress is not None:

@@ -8,6 +8,7 @@ The score figures read :func:`lale.training.metrics.scores_from_confusion` outpu
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,6 +24,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from lale.data.schema import ClassSchema, ImageSpec
+from lale.formatting import percent
 
 __all__ = ["display_image", "plot_confusion", "plot_history", "plot_per_class", "plot_samples"]
 
@@ -52,8 +54,7 @@ def _save(fig: Figure, path: str | Path) -> Path:
     return out
 
 
-def _pct(value: float | None, digits: int = 1) -> str:
-    return "n/a" if value is None else f"{100 * value:.{digits}f} %"
+_pct = functools.partial(percent, unit=" %")
 
 
 def _count(n: int) -> str:

@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lale.recipe import LOSS_NAMES, LossName
+
 __all__ = [
     "LOSS_NAMES",
     "CrossEntropyLoss",
@@ -38,8 +40,6 @@ __all__ = [
     "class_weights_from_counts",
 ]
 
-LossName = Literal["dice", "ce", "dice+ce"]
-LOSS_NAMES: tuple[LossName, ...] = ("dice", "ce", "dice+ce")
 WeightScheme = Literal["inverse_sqrt", "inverse", "median_freq"]
 
 

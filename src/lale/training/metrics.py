@@ -23,6 +23,7 @@ plain function behind it, for a matrix from anywhere; it returns a JSON-ready di
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 from collections.abc import Mapping, Sequence
@@ -36,6 +37,8 @@ from rich.markup import escape
 from rich.table import Table
 from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
+
+from lale.formatting import percent
 
 __all__ = [
     "SCORE_NAMES",
@@ -237,8 +240,7 @@ class SegmentationMetrics(MulticlassConfusionMatrix):
         return scores_from_confusion(self.compute()["confusion_matrix"], self.class_names)
 
 
-def _pct(value: float | None) -> str:
-    return _MISSING if value is None else f"{100 * value:.2f}"
+_pct = functools.partial(percent, digits=2, missing=_MISSING)
 
 
 def scores_table(scores: Mapping[str, Any], title: str | None = None) -> Table:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import lightning as L
@@ -12,10 +11,11 @@ from torch import Tensor
 from torchmetrics import MeanMetric
 
 from lale.data.schema import ClassSchema
-from lale.data.transforms import AugmentConfig, BatchTransform
+from lale.data.transforms import BatchTransform, normalize_input
 from lale.errors import WorkFailedError
 from lale.models import create_model
-from lale.training.losses import LossName, build_loss
+from lale.recipe import Recipe
+from lale.training.losses import build_loss
 from lale.training.metrics import SegmentationMetrics, scalar_scores
 from lale.training.sampling import ResumableLoader, mix_seed
 
@@ -24,53 +24,6 @@ MONITOR = "val/macro_f1"  # early stopping, best weights and ReduceLROnPlateau a
 
 class NonFiniteLossError(WorkFailedError):
     """The training loss became NaN or infinite; the run stops before the weights are touched."""
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """Optimisation settings. Defaults are the ARAS400k baseline recipe (DESIGN.md §4).
-
-    Attributes:
-        lr: AdamW learning rate.
-        weight_decay: AdamW weight decay (AdamW's default 0.01).
-        batch_size: Samples per step and device.
-        epochs: Maximum epochs.
-        grad_clip: Gradient-norm clipping.
-        loss: ``"dice"``, ``"ce"`` or ``"dice+ce"``.
-        class_weights: Per-class loss weights, or ``None``.
-        plateau_patience: ReduceLROnPlateau patience (epochs) on validation macro-F1.
-        plateau_factor: ReduceLROnPlateau factor.
-        early_stopping: Early-stopping patience (epochs) on validation macro-F1; 0 disables.
-        crop_size: Side of the random training crops.
-        augment: Augmentation probabilities and strengths.
-    """
-
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    batch_size: int = 24
-    epochs: int = 20
-    grad_clip: float = 1.0
-    loss: LossName = "dice"
-    class_weights: tuple[float, ...] | None = None
-    plateau_patience: int = 3
-    plateau_factor: float = 0.1
-    early_stopping: int = 5
-    crop_size: int = 256
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        if self.class_weights is not None:
-            d["class_weights"] = list(self.class_weights)
-        return d
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Recipe:
-        d = dict(data)
-        if d.get("class_weights") is not None:
-            d["class_weights"] = tuple(d["class_weights"])
-        d["augment"] = AugmentConfig(**d.get("augment", {}))
-        return cls(**d)
 
 
 class SegmentationTask(L.LightningModule):
@@ -102,7 +55,6 @@ class SegmentationTask(L.LightningModule):
         self.net = create_model(model, schema.num_classes, schema.image.channels, **model_kwargs)
         self.loss_fn = build_loss(recipe.loss, recipe.class_weights, schema.ignore_index)
         self.train_transform = BatchTransform(schema.image, recipe.augment)
-        self.eval_transform = BatchTransform(schema.image, None)
         names = list(schema.names)
         self.val_metrics = SegmentationMetrics(schema.num_classes, schema.ignore_index, names)
         self.test_metrics = SegmentationMetrics(schema.num_classes, schema.ignore_index, names)
@@ -148,7 +100,8 @@ class SegmentationTask(L.LightningModule):
 
     # -- evaluation -------------------------------------------------------------------------
     def _evaluate(self, batch: tuple[Tensor, Tensor], metrics: SegmentationMetrics) -> Tensor:
-        x, y = self.eval_transform(*batch)
+        image, mask = batch
+        x, y = normalize_input(image, self.schema.image), mask.long()
         logits = self.net(x)
         metrics.update(logits, y)
         return self.loss_fn(logits, y)

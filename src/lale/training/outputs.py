@@ -10,7 +10,7 @@ import torch
 from lale.atomic import write_json_atomic
 from lale.data.dataset import SegmentationDataset
 from lale.data.schema import ClassSchema
-from lale.data.transforms import eval_transform
+from lale.data.transforms import normalize_input
 from lale.run_layout import FIGURES, TEST_METRICS
 from lale.training.figures import (
     display_image,
@@ -26,7 +26,6 @@ def predict_samples(
 ) -> list[tuple[Any, Any, Any]]:
     """``(display image, truth, prediction)`` for the first ``count`` images of ``dataset``."""
     schema = dataset.schema
-    transform = eval_transform(schema)
     device = next(net.parameters()).device
     samples = []
     was_training = net.training
@@ -34,7 +33,7 @@ def predict_samples(
     with torch.inference_mode():
         for i in range(min(count, len(dataset))):
             image, mask = dataset[i]
-            x, _ = transform(image[None].to(device), mask[None].to(device))
+            x = normalize_input(image[None].to(device), schema.image)
             pred = net(x).argmax(1)[0].to(torch.uint8).cpu().numpy()
             samples.append((display_image(image.numpy(), schema.image), mask.numpy(), pred))
     net.train(was_training)

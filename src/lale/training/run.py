@@ -26,6 +26,7 @@ from lale.data.dataset import scan_split
 from lale.data.io import read_mask
 from lale.data.schema import ClassSchema, load_schema
 from lale.errors import WorkFailedError
+from lale.recipe import Recipe, RunRecipe
 from lale.run_layout import CHECKPOINT, DATASET_SCHEMA, WEIGHTS
 from lale.runs import (
     CONFIG_NAME,
@@ -44,7 +45,7 @@ from lale.training.callbacks import (
 )
 from lale.training.datamodule import LandCoverDataModule
 from lale.training.losses import class_weights_from_counts
-from lale.training.module import MONITOR, NonFiniteLossError, Recipe, SegmentationTask
+from lale.training.module import MONITOR, NonFiniteLossError, SegmentationTask
 from lale.training.outputs import write_outputs
 
 log = logging.getLogger(__name__)
@@ -157,19 +158,14 @@ def _precision(options: TrainOptions) -> str:
     return "bf16-mixed" if gpu else "32-true"
 
 
-def _options_record(options: TrainOptions, recipe: Recipe) -> dict[str, Any]:
-    return {
-        **recipe.to_dict(),
-        "data": str(options.data),
-        "init": None if options.init is None else str(options.init),
-        "checkpoint_every": options.checkpoint_every,
-        "strict": options.strict,
-    }
-
-
-def _recipe_from_record(record: dict[str, Any]) -> Recipe:
-    keys = set(Recipe.__dataclass_fields__)
-    return Recipe.from_dict({k: v for k, v in record.items() if k in keys})
+def _options_record(options: TrainOptions, recipe: Recipe) -> RunRecipe:
+    return RunRecipe.of(
+        recipe,
+        data=str(options.data),
+        init=None if options.init is None else str(options.init),
+        checkpoint_every=options.checkpoint_every,
+        strict=options.strict,
+    )
 
 
 def train(options: TrainOptions, say: Say = print) -> TrainResult:
@@ -234,20 +230,22 @@ def resume(
     ckpt = run_dir / CHECKPOINT
     if not ckpt.is_file():
         raise TrainingError(f"{ckpt}: no resumable state (the run stopped before its first save)")
-    recipe = _recipe_from_record(config.recipe)
+    record = config.recipe
+    recipe = record.optimisation
     if epochs is not None:
         recipe = replace(recipe, epochs=epochs)
+    if record.data is None:
+        raise TrainingError(f"{run_dir / CONFIG_NAME}: the run records no dataset (recipe.data)")
     schema = config.schema()
-    record = config.recipe
     options = TrainOptions(
-        data=Path(record["data"]),
+        data=Path(record.data),
         out=run_dir,
         model=config.model,
         model_kwargs=config.model_kwargs,
         recipe=recipe,
         seed=config.seed or 0,
-        checkpoint_every=int(record.get("checkpoint_every", 50)),
-        strict=bool(record.get("strict", False)),
+        checkpoint_every=record.checkpoint_every,
+        strict=record.strict,
         **(overrides or {}),
     )
     task = SegmentationTask(config.model, config.model_kwargs, schema, recipe, options.seed)

@@ -11,7 +11,7 @@ same crops, as a run that never stopped.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sized
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -126,10 +126,3 @@ class ResumableLoader(DataLoader[Any]):
         self.batch_sampler.epoch = int(state["epoch"])
         self.batch_sampler.skip = int(state["consumed"])
         self.consumed = int(state["consumed"])
-
-
-def dataset_size(dataset: Dataset[Any]) -> int:
-    """``len(dataset)``, with a clear error for datasets without a length."""
-    if not isinstance(dataset, Sized):
-        raise TypeError("training needs a map-style dataset with a length")
-    return len(dataset)

@@ -1,4 +1,4 @@
-"""A small, fast PNG encoder for 8-bit RGB arrays (the synthetic dataset's images and masks).
+"""A small, fast PNG encoder for 8-bit RGB arrays (the images and masks lale writes).
 
 Pillow's encoder tries five row filters per row and picks the best, which costs ~3 ms for a noisy
 256² RGB patch — two thirds of its encoding time. Here every row uses the PNG "Up" filter

@@ -1,0 +1,150 @@
+"""How a scene's samples become model input: which bands, which conversion, which scaling.
+
+Bands: ``--bands`` if given; else the run's band selection when the file has the run's band
+count; else all bands when the file has exactly the model's channel count. Samples are turned
+into the units the run was trained on, by sample type (8-bit = uint8, DN = other integers,
+reflectance = floats):
+
+- same type as the run's (or the run accepts any): the run's ``(x + offset) / scale``;
+- the run is 8-bit, the input DN or reflectance: ESA's true-colour rule
+  (:func:`lale.data.rasters.to_uint8`: reflectance 0–0.2 → 0–255, DN offset from the
+  ``BOA_ADD_OFFSET`` tag), then the run's scaling — exactly how ``lale prepare`` made the data;
+- the run is DN or reflectance, the input the other: reflectance, ``(DN + BOA_ADD_OFFSET) /
+  10000`` for DN (the run's scaled units are taken to be reflectance);
+- the run is DN or reflectance, the input 8-bit: refused (8 bits cannot be turned back).
+
+``scale``/``offset`` options override all this: raw samples, ``(x + offset) / scale``.
+The run's mean/std standardise the result; no-data pixels are fed as 0 (the mean).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import Tensor
+
+from lale.data.rasters import QUANTIFICATION, to_uint8
+from lale.data.schema import ImageSpec
+from lale.data.transforms import normalize_input
+from lale.errors import DataError
+from lale.inference.scene import Scene
+from lale.runs import RunConfig
+
+if TYPE_CHECKING:
+    from lale.inference.predict import PredictOptions
+
+__all__ = ["InputPlan", "plan_input"]
+
+Kind = Literal["8-bit", "DN", "reflectance"]
+
+
+def _kind(path: Path, dtype: str) -> Kind:
+    dt = np.dtype(dtype)
+    if dt == np.uint8:
+        return "8-bit"
+    if np.issubdtype(dt, np.integer):
+        return "DN"
+    if np.issubdtype(dt, np.floating):
+        return "reflectance"
+    raise DataError(path, f"cannot predict from {dt.name} samples")
+
+
+@dataclass(frozen=True)
+class InputPlan:
+    """Which bands to read and how to turn their samples into model input.
+
+    Attributes:
+        bands: 1-based bands, in model order.
+        convert: ``"raw"`` (samples as they are), ``"tci8"`` (to 8 bits by ESA's true-colour
+            rule) or ``"reflectance"`` (DN to reflectance) before normalisation.
+        offsets: DN offset of each band, for the conversions.
+        spec: Scaling and statistics to normalise with after the conversion.
+        description: One line for logs and the area table.
+    """
+
+    bands: tuple[int, ...]
+    convert: Literal["raw", "tci8", "reflectance"]
+    offsets: tuple[int, ...]
+    spec: ImageSpec
+    description: str
+
+    def prepare(self, data: NDArray[Any], valid: NDArray[np.bool_]) -> Tensor:
+        """Model input (``C×h×w`` float32) of raw samples; no-data pixels become 0."""
+        if self.convert == "tci8":
+            data = to_uint8(data, self.offsets)
+        elif self.convert == "reflectance" and np.issubdtype(data.dtype, np.integer):
+            off = np.asarray(self.offsets, dtype=np.float32).reshape(-1, 1, 1)
+            data = (data.astype(np.float32) + off) / np.float32(QUANTIFICATION)
+        x = normalize_input(torch.from_numpy(np.asarray(data, dtype=np.float32)), self.spec)
+        return torch.where(torch.from_numpy(valid), x, 0.0).nan_to_num_(0.0, 0.0, 0.0)
+
+
+def _bands(
+    scene: Scene, config: RunConfig, spec: ImageSpec, wanted: tuple[int, ...] | None
+) -> tuple[int, ...]:
+    channels, count = config.in_channels, scene.count
+    if wanted is not None:
+        if len(wanted) != channels:
+            raise DataError(
+                scene.path, f"--bands gives {len(wanted)} bands but the model takes {channels}"
+            )
+        if max(wanted) > count:
+            raise DataError(scene.path, f"has {count} bands; --bands asks for band {max(wanted)}")
+        return tuple(wanted)
+    if config.bands is not None and count == spec.band_count:
+        return tuple(config.bands)
+    if count == channels:
+        return tuple(range(1, channels + 1))
+    trained = f"{spec.band_count}-band images" + (
+        "" if config.bands is None else f", bands {','.join(map(str, config.bands))}"
+    )
+    raise DataError(
+        scene.path,
+        f"has {count} bands but the model takes {channels} (trained on "
+        f"{trained}); choose {channels} with --bands",
+    )
+
+
+def plan_input(scene: Scene, config: RunConfig, options: PredictOptions) -> InputPlan:
+    """Band selection and scaling of one input for a run (rules in the module docstring).
+
+    Raises:
+        DataError: The bands cannot satisfy the model, or the samples cannot be scaled.
+    """
+    spec = config.image_spec()
+    bands = _bands(scene, config, spec, options.bands)
+    mean, std = spec.normalization()
+    have = _kind(scene.path, scene.dtype)
+    want = None if spec.dtype is None else _kind(scene.path, spec.dtype)
+    scale, offset = spec.scale, spec.offset
+    convert: Literal["raw", "tci8", "reflectance"] = "raw"
+    if options.scale is not None or options.offset is not None:
+        scale = options.scale if options.scale is not None else scale
+        offset = options.offset if options.offset is not None else offset
+    elif want is not None and have != want:
+        if want == "8-bit":
+            convert = "tci8"
+        elif have == "8-bit":
+            raise DataError(
+                scene.path,
+                f"8-bit samples cannot be turned back into the {want} "
+                f"({spec.dtype}) the run was trained on; give the original data "
+                "or --scale/--offset",
+            )
+        else:
+            convert, scale, offset = "reflectance", 1.0, 0.0
+    offsets = scene.dn_offsets(bands) if convert != "raw" else tuple(0 for _ in bands)
+    norm = ImageSpec(
+        band_count=len(bands), dtype=None, scale=scale, offset=offset, mean=mean, std=std
+    )
+    steps = {"raw": "", "tci8": f"{have} → 8-bit (TCI rule) → ", "reflectance": f"{have} → "}
+    description = (
+        f"bands {','.join(map(str, bands))}; {scene.dtype} {steps[convert]}"
+        f"(x + {offset:g}) / {scale:g}, standardised"
+    )
+    return InputPlan(bands, convert, offsets, norm, description)

@@ -1,0 +1,117 @@
+"""Training recipes: the optimisation settings, and the record of them a run directory keeps.
+
+Light on purpose (no Lightning, no torchmetrics): :mod:`lale.runs` types ``RunConfig.recipe``
+with :class:`RunRecipe`, and reading a run must not import the trainer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from lale.data.transforms import AugmentConfig
+
+__all__ = ["LOSS_NAMES", "LossName", "Recipe", "RunRecipe"]
+
+LossName = Literal["dice", "ce", "dice+ce"]
+LOSS_NAMES: tuple[LossName, ...] = ("dice", "ce", "dice+ce")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Optimisation settings. Defaults are the ARAS400k baseline recipe (DESIGN.md §4).
+
+    Attributes:
+        lr: AdamW learning rate.
+        weight_decay: AdamW weight decay (AdamW's default 0.01).
+        batch_size: Samples per step and device.
+        epochs: Maximum epochs.
+        grad_clip: Gradient-norm clipping.
+        loss: ``"dice"``, ``"ce"`` or ``"dice+ce"``.
+        class_weights: Per-class loss weights, or ``None``.
+        plateau_patience: ReduceLROnPlateau patience (epochs) on validation macro-F1.
+        plateau_factor: ReduceLROnPlateau factor.
+        early_stopping: Early-stopping patience (epochs) on validation macro-F1; 0 disables.
+        crop_size: Side of the random training crops.
+        augment: Augmentation probabilities and strengths.
+    """
+
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    batch_size: int = 24
+    epochs: int = 20
+    grad_clip: float = 1.0
+    loss: LossName = "dice"
+    class_weights: tuple[float, ...] | None = None
+    plateau_patience: int = 3
+    plateau_factor: float = 0.1
+    early_stopping: int = 5
+    crop_size: int = 256
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        if self.class_weights is not None:
+            d["class_weights"] = list(self.class_weights)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Recipe:
+        """Inverse of :meth:`to_dict`; missing keys take their defaults.
+
+        Raises:
+            TypeError: A key that is not a field of this class.
+        """
+        d = dict(data)
+        if d.get("class_weights") is not None:
+            d["class_weights"] = tuple(d["class_weights"])
+        augment = d.get("augment", {})
+        if not isinstance(augment, AugmentConfig):
+            d["augment"] = AugmentConfig(**augment)
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class RunRecipe(Recipe):
+    """A run's recipe as ``config.json`` records it: the :class:`Recipe` and how it was run.
+
+    Stored as one flat JSON object (the recipe's keys, then these). Keys this version does not
+    know are ignored when reading, so configs written by other versions still load.
+
+    Attributes:
+        data: Dataset root the run was trained on (``lale evaluate`` and quantisation default
+            to it), or ``None``.
+        init: Run directory whose weights initialised this one, or ``None``.
+        checkpoint_every: Steps between saves of the resumable state.
+        strict: Mask colours outside the schema were errors instead of ignored pixels.
+    """
+
+    data: str | None = None
+    init: str | None = None
+    checkpoint_every: int = 50
+    strict: bool = False
+
+    @classmethod
+    def of(cls, recipe: Recipe, **run: Any) -> RunRecipe:
+        """``recipe`` with the run fields ``run`` (``data``, ``init``, ...)."""
+        base = {f.name: getattr(recipe, f.name) for f in dataclasses.fields(Recipe)}
+        return cls(**base, **run)
+
+    @property
+    def optimisation(self) -> Recipe:
+        """The :class:`Recipe` part alone."""
+        return Recipe(**{f.name: getattr(self, f.name) for f in dataclasses.fields(Recipe)})
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunRecipe:
+        """Inverse of :meth:`to_dict`; missing keys take their defaults, unknown ones are ignored.
+
+        Raises:
+            TypeError, ValueError: A value of the wrong kind.
+        """
+        known = {f.name for f in dataclasses.fields(cls)}
+        recipe = super().from_dict({k: v for k, v in data.items() if k in known})
+        assert isinstance(recipe, RunRecipe)
+        return recipe
