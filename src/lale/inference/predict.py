@@ -54,7 +54,6 @@ from lale.inference.tiling import Blend, SlideStats, TileGrid, slide_inference
 from lale.runs import CONFIG_NAME, RunConfig, RunError, load_config, load_run
 
 __all__ = [
-    "ONNX_NAME",
     "Backend",
     "BackendUnavailableError",
     "InputPlan",
@@ -132,8 +131,6 @@ class TorchBackend:
 
 
 BackendKind = Literal["torch", "onnx"]
-ONNX_NAME = run_layout.ONNX
-"""File name of a run's exported ONNX model (``RUN/model.onnx``)."""
 
 
 class BackendUnavailableError(UnavailableError):
@@ -161,11 +158,11 @@ def load_backend(
     if kind != "onnx":
         raise ValueError(f"backend must be 'torch' or 'onnx', got {kind!r}")
     config = load_config(run_dir / CONFIG_NAME)
-    onnx_path = run_dir / ONNX_NAME
+    onnx_path = run_dir / run_layout.ONNX
     if not onnx_path.is_file():
         raise RunError(onnx_path, "no ONNX model in the run directory; export it first")
     try:
-        from lale.inference.onnx_backend import OnnxBackend
+        from lale.inference.onnx.backend import OnnxBackend
 
         return OnnxBackend(onnx_path, device=device), config
     except ImportError as err:  # the module, or onnxruntime inside it
