@@ -11,7 +11,7 @@ written by windows, 256² tiles, DEFLATE; a smooth random land-like texture with
 no-data wedge in one corner, as real tiles at a swath edge have) in a temporary folder, then
 predicts it with an untrained ``lale_t`` run (ARAS400k schema: the uint16 DNs go through the
 8-bit true-colour rule, as for a model trained on ARAS400k) in a **child process** per backend:
-``torch``, and ``onnx`` where :mod:`lale.inference.onnx_backend` exists and the run can be
+``torch``, and ``onnx`` where :mod:`lale.inference.onnx.backend` exists and the run can be
 exported. Measured per backend:
 
 - **windows/s**: windows run through the model ÷ wall time of ``predict_scene`` (reading,
@@ -61,7 +61,7 @@ if int(threads) > 0:
 t0 = time.perf_counter()
 if backend == "onnx" and int(threads) > 0:  # onnxruntime's own thread pool
     from pathlib import Path
-    from lale.inference.onnx_backend import OnnxBackend
+    from lale.inference.onnx.backend import OnnxBackend
     from lale.runs import load_config
     model, config = OnnxBackend(Path(run) / "model.onnx", threads=int(threads)), load_config(
         Path(run) / "config.json")
@@ -145,10 +145,10 @@ def run_child(args: list[str]) -> tuple[dict[str, Any], float, float]:
 
 
 def export_onnx(run: Path) -> str | None:
-    """Export the run to ``RUN/model.onnx`` (:mod:`lale.inference.export`); a reason if not."""
+    """Export the run to ``RUN/model.onnx`` (:mod:`lale.inference.onnx.export`); a reason if not."""
     try:
-        from lale.inference.export import export_onnx as export
-        from lale.inference.onnx_backend import OnnxBackend  # noqa: F401
+        from lale.inference.onnx.backend import OnnxBackend  # noqa: F401
+        from lale.inference.onnx.export import export_onnx as export
     except ImportError as err:
         return f"onnx backend not available ({err})"
     try:

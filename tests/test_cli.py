@@ -41,7 +41,6 @@ def _build(num_classes: int = 7, in_channels: int = 3, width: int = 8) -> nn.Mod
 @pytest.fixture(autouse=True)
 def tiny_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Register two tiny models in a private copy of the registry (restored afterwards)."""
-    registry._ensure_loaded()
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     for name, family, width in (("cli_tiny", "lale", 8), ("cli_ref", "baseline", 24)):
         registry.register_model(

@@ -18,23 +18,22 @@ import torch
 import typer
 from typer.testing import CliRunner
 
+from lale import run_layout
 from lale.cli_export import register
 from lale.data.aras import ARAS400K
 from lale.data.synthetic import write_dataset
-from lale.inference import export as export_module
-from lale.inference.export import (
-    DEFAULT_NAME,
+from lale.inference.onnx import export as export_module
+from lale.inference.onnx.backend import OnnxBackend
+from lale.inference.onnx.export import check_dynamic, export_onnx
+from lale.inference.onnx.io import (
     INPUT_NAME,
     OUTPUT_NAME,
     DataUnavailableError,
     ExportError,
-    _check_dynamic,
-    export_onnx,
     graph_dims,
     read_metadata,
 )
-from lale.inference.onnx_backend import OnnxBackend
-from lale.inference.quantize import compare_f1, default_int8_path
+from lale.inference.onnx.quantize import compare_f1, default_int8_path
 from lale.models.registry import create_model
 from lale.runs import RunConfig, load_run, save_run
 from lale.training.evaluate import evaluate_run
@@ -114,7 +113,7 @@ def test_graph_has_symbolic_batch_height_and_width(exported: Exported) -> None:
 
 def test_fixed_axes_are_refused() -> None:
     with pytest.raises(ExportError, match="batch=1"):
-        _check_dynamic({INPUT_NAME: (1, 3, "h", "w"), OUTPUT_NAME: (1, 7, "h", "w")})
+        check_dynamic({INPUT_NAME: (1, 3, "h", "w"), OUTPUT_NAME: (1, 7, "h", "w")})
 
 
 def test_failed_checks_write_nothing(
@@ -140,7 +139,7 @@ def test_failed_checks_write_nothing(
     assert not [p for p in run.iterdir() if ".onnx" in p.name]
     fixed_batch = False
     result = export_onnx(run, shapes=[(2, 40, 50)])
-    assert result.path == run / DEFAULT_NAME and result.external_data is None
+    assert result.path == run / run_layout.ONNX and result.external_data is None
     assert [p.shape for p in result.parity] == [(2, 3, 40, 50)] and result.worst < 1e-4
 
 
@@ -231,7 +230,11 @@ def test_missing_run_dir_is_a_one_line_error(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("*.onnx*"))
 
 
-def test_default_name_is_what_predict_loads() -> None:
-    from lale.inference.predict import ONNX_NAME
+def test_default_target_is_what_predict_loads(exported: Exported, tmp_path: Path) -> None:
+    from lale.inference.predict import load_backend
 
-    assert DEFAULT_NAME == ONNX_NAME
+    run = Path(shutil.copytree(exported.run, tmp_path / "run"))
+    shutil.copy(exported.fp32, run / run_layout.ONNX)
+    backend, config = load_backend(run, "onnx")
+    assert isinstance(backend, OnnxBackend) and backend.path == run / run_layout.ONNX
+    assert config.model == "lale_t"

@@ -12,7 +12,7 @@ from safetensors.torch import load_file, save_file
 from torch.overrides import TorchFunctionMode
 
 from lale.models import UnknownModelError, create_model, list_models
-from lale.models.lale import Lale, LaleConfig, build_lale
+from lale.models.network import Lale, LaleConfig, build_lale
 
 # Pinned parameter counts (num_classes=7, in_channels=3). A change here changes every saved
 # checkpoint of that variant: update deliberately, never to make a test pass.

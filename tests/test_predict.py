@@ -331,7 +331,7 @@ def test_cli_bad_run_dir_and_onnx(tmp_path: Path, run_dir: Path) -> None:
     )
     assert res.exit_code == 2 and "run directory not found" in res.output
     try:
-        import lale.inference.onnx_backend  # noqa: F401
+        import lale.inference.onnx.backend  # noqa: F401
     except ImportError:
         with pytest.raises(RuntimeError, match="onnx backend is not available"):
             load_backend(run_dir, "onnx")
@@ -388,7 +388,7 @@ def test_real_sentinel2_scene_in_a_geographic_crs(tmp_path: Path) -> None:
 
 def test_onnx_backend_gives_the_torch_class_map(tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
-    pytest.importorskip("lale.inference.onnx_backend")
+    pytest.importorskip("lale.inference.onnx.backend")
     model = Pixelwise().eval()
     run = save_run(tmp_path / "run", model, config_for())
     with warnings.catch_warnings():

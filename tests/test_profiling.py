@@ -83,7 +83,6 @@ def _build_broken(num_classes: int = 7, in_channels: int = 3) -> nn.Module:
 @pytest.fixture(autouse=True)
 def tiny_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Register tiny models in a private copy of the registry (restored afterwards)."""
-    registry._ensure_loaded()
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     tiny = {
         "tiny_net": dict(family="lale", builder=_build_tiny, width=8),

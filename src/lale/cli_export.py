@@ -1,4 +1,4 @@
-"""``lale export``: a thin command over :mod:`lale.inference.export`."""
+"""``lale export``: a thin command over :mod:`lale.inference.onnx.export`."""
 
 from __future__ import annotations
 
@@ -70,8 +70,9 @@ def export_command(
 ) -> None:
     """Export a run to ONNX (dynamic batch, height, width), checked against PyTorch."""
     _require_onnx()
-    from lale.inference.export import DataUnavailableError, ExportError, export_onnx
-    from lale.inference.quantize import compare_f1, quantize_int8
+    from lale.inference.onnx.export import export_onnx
+    from lale.inference.onnx.io import DataUnavailableError, ExportError
+    from lale.inference.onnx.quantize import compare_f1, quantize_int8
 
     console = Console(soft_wrap=True)
     say = console.print

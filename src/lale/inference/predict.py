@@ -38,7 +38,6 @@ from lale.progress import ProgressFn
 from lale.runs import CONFIG_NAME, RunConfig, RunError, load_config, load_run
 
 __all__ = [
-    "ONNX_NAME",
     "Backend",
     "BackendUnavailableError",
     "PredictOptions",
@@ -111,8 +110,6 @@ class TorchBackend:
 
 
 BackendKind = Literal["torch", "onnx"]
-ONNX_NAME = run_layout.ONNX
-"""File name of a run's exported ONNX model (``RUN/model.onnx``)."""
 
 
 class BackendUnavailableError(UnavailableError):
@@ -140,11 +137,11 @@ def load_backend(
     if kind != "onnx":
         raise ValueError(f"backend must be 'torch' or 'onnx', got {kind!r}")
     config = load_config(run_dir / CONFIG_NAME)
-    onnx_path = run_dir / ONNX_NAME
+    onnx_path = run_dir / run_layout.ONNX
     if not onnx_path.is_file():
         raise RunError(onnx_path, "no ONNX model in the run directory; export it first")
     try:
-        from lale.inference.onnx_backend import OnnxBackend
+        from lale.inference.onnx.backend import OnnxBackend
 
         return OnnxBackend(onnx_path, device=device), config
     except ImportError as err:  # the module, or onnxruntime inside it

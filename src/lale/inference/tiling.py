@@ -26,9 +26,10 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from numpy.typing import NDArray
 from torch import Tensor
+
+from lale.models.padding import pad_bottom_right
 
 __all__ = [
     "Blend",
@@ -216,14 +217,6 @@ class StripAccumulator:
         return top, mean, valid
 
 
-def _pad(batch: Tensor, tile: int) -> Tensor:
-    h, w = batch.shape[-2:]
-    if h == tile and w == tile:
-        return batch
-    mode = "reflect" if tile - h < h and tile - w < w else "replicate"
-    return F.pad(batch, (0, tile - w, 0, tile - h), mode=mode)
-
-
 @dataclass
 class SlideStats:
     """Counts of one sliding-window pass (filled in as it runs)."""
@@ -275,7 +268,9 @@ def slide_inference(
             keep = [c for c in group if valid[:, c - c0 : c - c0 + tw].any()]
             if keep:
                 x = prepare(data, valid)
-                batch = _pad(torch.stack([x[:, :, c - c0 : c - c0 + tw] for c in keep]), tile)
+                batch = torch.stack([x[:, :, c - c0 : c - c0 + tw] for c in keep])
+                h, w = batch.shape[-2:]
+                batch = pad_bottom_right(batch, tile - h, tile - w)  # small scenes only
                 logits = backend(batch).float().cpu()  # no-op for CPU float32 logits
                 expected = (len(keep), num_classes, tile, tile)
                 if tuple(logits.shape) != expected:

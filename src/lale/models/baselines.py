@@ -43,27 +43,18 @@ Backbones that need care at 256x256 (timm 1.0.31, SMP 0.6.0):
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from lale.models.padding import InputPadding, crop_to, pad_bottom_right
 from lale.models.registry import register_model
 
-# Registry name -> SMP architecture name.
-ARCHITECTURES = {
-    "unet": "unet",
-    "unetplusplus": "unetplusplus",
-    "linknet": "linknet",
-    "fpn": "fpn",
-    "pan": "pan",
-    "deeplabv3": "deeplabv3",
-    "deeplabv3plus": "deeplabv3plus",
-    "upernet": "upernet",
-    "segformer": "segformer",
-}
-# Encoders that build with every architecture above; quoted in error messages (tested).
+# Encoders that build with every architecture in DECODERS; quoted in error messages (tested).
 SUGGESTED_ENCODERS = ("resnet18", "resnet34", "efficientnet-b0", "mobilenet_v2")
 # Architectures that need a dilated encoder (``output_stride`` < 32).
 _DILATED = frozenset({"pan", "deeplabv3", "deeplabv3plus"})
@@ -73,15 +64,18 @@ _BUILD_ERRORS = (ValueError, KeyError, TypeError, RuntimeError, AssertionError)
 class AnySize(nn.Module):
     """Run a segmentation network on inputs of any height and width.
 
-    Pads ``B x C x H x W`` at the bottom/right (reflect; replicate where the pad is not smaller
-    than the side) to the smallest size that is at least ``min_size`` and a multiple of
-    ``multiple``, runs ``model`` and crops its logits back to ``H x W``.
+    Pads ``B x C x H x W`` at the bottom/right (see :mod:`lale.models.padding`) to the smallest
+    size that is at least ``min_size`` and a multiple of ``multiple``, runs ``model`` and crops
+    its logits back to ``H x W``.
 
     Args:
         model: The wrapped network (kept as ``.model``).
         multiple: H and W are padded to a multiple of this.
         min_size: Smallest H and W the network accepts (e.g. PAN's pyramid pooling).
         max_size: Largest H and W the network accepts (fixed-size networks); ``None``: any.
+
+    Attributes:
+        input_padding: The three numbers above, as :class:`~lale.models.padding.InputPadding`.
     """
 
     def __init__(
@@ -89,27 +83,13 @@ class AnySize(nn.Module):
     ) -> None:
         super().__init__()
         self.model = model
-        self.multiple = multiple
-        self.min_size = min_size
-        self.max_size = max_size
-
-    def padded_size(self, size: int) -> int:
-        """The side length an input side of ``size`` is padded to."""
-        padded = max(-(-size // self.multiple) * self.multiple, self.min_size)
-        if self.max_size is not None and padded > self.max_size:
-            raise ValueError(
-                f"input side {size} exceeds this model's fixed size {self.max_size}; "
-                "use tiled inference or rebuild it with a larger img_size"
-            )
-        return padded
+        self.input_padding = InputPadding(multiple, min_size, max_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        pad_h, pad_w = self.padded_size(h) - h, self.padded_size(w) - w
-        if pad_h or pad_w:
-            mode = "reflect" if pad_h < h and pad_w < w else "replicate"
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
-        return self.model(x)[..., :h, :w]
+        size = self.input_padding.padded_size
+        x = pad_bottom_right(x, size(h) - h, size(w) - w)
+        return crop_to(self.model(x), h, w)
 
 
 def _import_smp() -> Any:
@@ -226,29 +206,68 @@ def build_baseline(
     return AnySize(model, **rules)
 
 
-# The backbone table: name, SMP architecture, default encoder, description, extra defaults.
-_Row = tuple[str, str, str, str, dict[str, Any]]
-BACKBONES: tuple[_Row, ...] = (
-    ("fastvit_t8", "segformer", "tu-fastvit_t8", "FastViT-T8 + SegFormer head", {}),
-    ("maxvit_nano", "segformer", "tu-maxvit_nano_rw_256", "MaxViT-nano + SegFormer head", {}),
-    ("efficientvit_b0", "segformer", "tu-efficientvit_b0", "EfficientViT-B0 + SegFormer head", {}),
-    (
+@dataclass(frozen=True)
+class Baseline:
+    """One row of the baseline tables: a registered name and what it builds.
+
+    Attributes:
+        name: Registry name.
+        arch: SMP architecture.
+        encoder: Default encoder (SMP name, or ``"tu-"`` + timm name).
+        description: One line for tables and ``--help``.
+        extra: Further default keyword arguments of the SMP model.
+    """
+
+    name: str
+    arch: str
+    encoder: str
+    description: str
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+# SMP decoders under their own names, with the light default encoder of the paper's baselines.
+DECODERS: tuple[Baseline, ...] = (
+    Baseline("unet", "unet", "resnet18", "SMP unet, resnet18 encoder by default"),
+    Baseline(
+        "unetplusplus", "unetplusplus", "resnet18", "SMP unetplusplus, resnet18 encoder by default"
+    ),
+    Baseline("linknet", "linknet", "resnet18", "SMP linknet, resnet18 encoder by default"),
+    Baseline("fpn", "fpn", "resnet18", "SMP fpn, resnet18 encoder by default"),
+    Baseline("pan", "pan", "resnet18", "SMP pan, resnet18 encoder by default"),
+    Baseline("deeplabv3", "deeplabv3", "resnet18", "SMP deeplabv3, resnet18 encoder by default"),
+    Baseline(
+        "deeplabv3plus",
+        "deeplabv3plus",
+        "resnet18",
+        "SMP deeplabv3plus, resnet18 encoder by default",
+    ),
+    Baseline("upernet", "upernet", "resnet18", "SMP upernet, resnet18 encoder by default"),
+    Baseline("segformer", "segformer", "mit_b0", "SMP segformer, mit_b0 encoder by default"),
+)
+# Transformer / hybrid backbones under short names, with a SegFormer head (DPT for DeiT III).
+BACKBONES: tuple[Baseline, ...] = (
+    Baseline("fastvit_t8", "segformer", "tu-fastvit_t8", "FastViT-T8 + SegFormer head"),
+    Baseline("maxvit_nano", "segformer", "tu-maxvit_nano_rw_256", "MaxViT-nano + SegFormer head"),
+    Baseline(
+        "efficientvit_b0", "segformer", "tu-efficientvit_b0", "EfficientViT-B0 + SegFormer head"
+    ),
+    Baseline(
         "mobilenetv4_small",
         "segformer",
         "tu-mobilenetv4_conv_small",
         "MobileNetV4-conv-small + SegFormer head",
-        {},
     ),
-    ("mit_b0", "segformer", "mit_b0", "MiT-B0 + SegFormer head (= SegFormer-B0)", {}),
-    ("swinv2_tiny", "segformer", "tu-swinv2_tiny_window8_256", "Swin V2-T + SegFormer head", {}),
-    (
+    Baseline("mit_b0", "segformer", "mit_b0", "MiT-B0 + SegFormer head (= SegFormer-B0)"),
+    Baseline(
+        "swinv2_tiny", "segformer", "tu-swinv2_tiny_window8_256", "Swin V2-T + SegFormer head"
+    ),
+    Baseline(
         "efficientformerv2_s0",
         "segformer",
         "tu-efficientformerv2_s0",
         "EfficientFormerV2-S0 + SegFormer head (fixed 256x256 input)",
-        {},
     ),
-    (
+    Baseline(
         "deit3_small",
         "dpt",
         "tu-deit3_small_patch16_224",
@@ -256,23 +275,16 @@ BACKBONES: tuple[_Row, ...] = (
         {"decoder_intermediate_channels": (96, 192, 384, 768)},
     ),
 )
+ARCHITECTURES: Mapping[str, str] = MappingProxyType({row.name: row.arch for row in DECODERS})
+"""Registry name -> SMP architecture name, for the decoders."""
 
-
-def _register_all() -> None:
-    decoders: list[_Row] = [
-        (name, arch, "mit_b0" if arch == "segformer" else "resnet18", "", {})
-        for name, arch in ARCHITECTURES.items()
-    ]
-    for name, arch, encoder, description, extra in (*decoders, *BACKBONES):
-        register_model(
-            name,
-            functools.partial(build_baseline, arch=arch),
-            family="baseline",
-            description=description or f"SMP {arch}, {encoder} encoder by default",
-            requires="baselines",
-            encoder_name=encoder,
-            **extra,
-        )
-
-
-_register_all()
+for _row in (*DECODERS, *BACKBONES):
+    register_model(
+        _row.name,
+        functools.partial(build_baseline, arch=_row.arch),
+        family="baseline",
+        description=_row.description,
+        requires="baselines",
+        encoder_name=_row.encoder,
+        **_row.extra,
+    )

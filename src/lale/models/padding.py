@@ -1,29 +1,45 @@
-"""Run a network on inputs of any height and width.
+"""Run a network on inputs of any height and width: one padding rule, written once.
 
-Most segmentation networks need H and W to be multiples of their output stride (32 here).
-``pad_to_multiple`` reflect-pads the bottom and right edges up to the next multiple and
-``crop_to`` cuts the logits back, so the caller sees an output the size of its input.
+Inputs are padded at the bottom and right, by reflection unless a pad is not smaller than its
+side (reflection cannot cover it), then by replicating the edge. Models say how they pad their
+input through an ``input_padding`` attribute (:class:`InputPadding`), which the exporter reads.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
-from torch import nn
+
+PadMode = Literal["reflect", "replicate"]
+
+
+def pad_mode(pad_h: int, pad_w: int, h: int, w: int) -> PadMode:
+    """How to pad an ``h × w`` image by ``pad_h`` rows and ``pad_w`` columns.
+
+    ``"reflect"`` while both pads are smaller than their sides, else ``"replicate"`` (the edge
+    value repeated; numpy calls it ``"edge"``).
+    """
+    return "reflect" if pad_h < h and pad_w < w else "replicate"
+
+
+def pad_bottom_right(x: torch.Tensor, pad_h: int, pad_w: int) -> torch.Tensor:
+    """Pad ``x`` (``…×H×W``) by ``pad_h`` rows at the bottom and ``pad_w`` columns at the right.
+
+    The mode is :func:`pad_mode`'s; without padding ``x`` itself is returned.
+    """
+    if pad_h == 0 and pad_w == 0:
+        return x
+    h, w = x.shape[-2:]
+    return F.pad(x, (0, pad_w, 0, pad_h), mode=pad_mode(pad_h, pad_w, h, w))
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Reflect-pad ``x`` (``B×C×H×W``) at the bottom/right so H and W divide ``multiple``.
-
-    Reflection needs the pad to be smaller than the side; very small inputs fall back to
-    replicate padding for the part reflection cannot cover.
-    """
+    """Pad ``x`` (``B×C×H×W``) at the bottom/right so H and W divide ``multiple``."""
     h, w = x.shape[-2:]
-    pad_h, pad_w = (-h) % multiple, (-w) % multiple
-    if pad_h == 0 and pad_w == 0:
-        return x
-    mode = "reflect" if pad_h < h and pad_w < w else "replicate"
-    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+    return pad_bottom_right(x, (-h) % multiple, (-w) % multiple)
 
 
 def crop_to(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -31,14 +47,35 @@ def crop_to(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return x[..., :height, :width]
 
 
-class PadToMultiple(nn.Module):
-    """Wrap a network so it accepts any input size: pad to ``multiple``, run, crop back."""
+@dataclass(frozen=True)
+class InputPadding:
+    """How a model pads its input inside ``forward`` before cropping its logits back.
 
-    def __init__(self, model: nn.Module, multiple: int = 32) -> None:
-        super().__init__()
-        self.model = model
-        self.multiple = multiple
+    Attributes:
+        multiple: H and W are padded up to a multiple of this.
+        min_size: Smallest H and W the network accepts; smaller sides are padded up to it.
+        max_size: Largest H and W the network accepts (fixed-size networks); ``None``: any.
+    """
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        return crop_to(self.model(pad_to_multiple(x, self.multiple)), h, w)
+    multiple: int = 32
+    min_size: int = 0
+    max_size: int | None = None
+
+    @property
+    def any_size(self) -> bool:
+        """Whether every side is padded to the next multiple and nothing else (no bounds)."""
+        return self.min_size == 0 and self.max_size is None
+
+    def padded_size(self, size: int) -> int:
+        """The side length an input side of ``size`` is padded to.
+
+        Raises:
+            ValueError: ``size`` exceeds :attr:`max_size`.
+        """
+        padded = max(-(-size // self.multiple) * self.multiple, self.min_size)
+        if self.max_size is not None and padded > self.max_size:
+            raise ValueError(
+                f"input side {size} exceeds this model's fixed size {self.max_size}; "
+                "use tiled inference or rebuild it with a larger img_size"
+            )
+        return padded

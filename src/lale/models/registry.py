@@ -2,7 +2,8 @@
 
 Variants are data: a registry entry is a name, a builder and the keyword arguments that make
 the variant. ``create_model`` never touches the network (baselines are built with
-``encoder_weights=None``).
+``encoder_weights=None``). This module imports no model module: the package's ``__init__``
+imports them after it, and they register their models on import.
 """
 
 from __future__ import annotations
@@ -72,20 +73,13 @@ def register_model(
     return entry
 
 
-def _ensure_loaded() -> None:
-    # Importing the modules registers their models; done lazily to avoid import cycles.
-    from lale.models import baselines, lale  # noqa: F401
-
-
 def list_models(family: Family | None = None) -> list[str]:
     """Names of all registered models (optionally one family), in registration order."""
-    _ensure_loaded()
     return [n for n, e in _REGISTRY.items() if family is None or e.family == family]
 
 
 def get_entry(name: str) -> ModelEntry:
     """The registry entry for ``name`` (without any ``:encoder`` suffix)."""
-    _ensure_loaded()
     base = name.split(":", 1)[0]
     if base not in _REGISTRY:
         valid = ", ".join(_REGISTRY)

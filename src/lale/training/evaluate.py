@@ -35,7 +35,7 @@ def evaluate_run(
 
     Args:
         forward: Replaces the PyTorch model's forward pass, e.g. an
-            :class:`~lale.inference.onnx_backend.OnnxBackend` of the run's export: it gets the
+            :class:`~lale.inference.onnx.backend.OnnxBackend` of the run's export: it gets the
             normalised ``B×C×H×W`` float32 batch on ``device`` and returns ``B×K×H×W`` logits.
             The run directory still supplies the schema and normalisation. ``None``: the model.
 

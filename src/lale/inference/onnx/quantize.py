@@ -13,16 +13,16 @@ import numpy as np
 import torch
 
 from lale.atomic import staged_path
-from lale.inference.export import (
-    _EXAMPLE_BATCH,
+from lale.errors import one_line
+from lale.inference.onnx.backend import OnnxBackend
+from lale.inference.onnx.io import (
+    EXAMPLE_BATCH,
     DataUnavailableError,
     ExportError,
-    _keep_torchvision_importable,
-    _one_line,
-    _save,
-    _set_metadata,
+    keep_torchvision_importable,
+    save_model,
+    set_metadata,
 )
-from lale.inference.onnx_backend import OnnxBackend
 
 __all__ = ["F1Change", "Int8Result", "compare_f1", "default_int8_path", "quantize_int8"]
 
@@ -82,7 +82,7 @@ def default_int8_path(fp32_path: str | Path) -> Path:
 
 def _argmax_agreement(fp32: Path, int8: Path, channels: int, seed: int) -> float:
     generator = torch.Generator().manual_seed(seed)
-    x = torch.randn(_EXAMPLE_BATCH, channels, 250, 198, generator=generator)
+    x = torch.randn(EXAMPLE_BATCH, channels, 250, 198, generator=generator)
     a = OnnxBackend(fp32)(x).argmax(1)
     b = OnnxBackend(int8)(x).argmax(1)
     return float((a == b).float().mean())
@@ -135,12 +135,12 @@ def quantize_int8(
                 per_channel=True,
             )
         except Exception as err:  # onnxruntime raises bare Exceptions here
-            raise ExportError(f"int8 quantisation failed: {_one_line(err)}") from err
+            raise ExportError(f"int8 quantisation failed: {one_line(err)}") from err
         proto = onnx.load(str(quant))
-        _set_metadata(proto, props)
+        set_metadata(proto, props)
         staged = staged_path(target)
         try:
-            _save(proto, staged, target)
+            save_model(proto, staged, target)
             os.replace(staged, target)
         except BaseException:
             staged.unlink(missing_ok=True)
@@ -187,7 +187,7 @@ def compare_f1(
         DataUnavailableError: No dataset given or recorded, or its split folder is missing.
         RunError, DataError: Bad run or dataset files.
     """
-    _keep_torchvision_importable()
+    keep_torchvision_importable()
     from lale.runs import CONFIG_NAME, load_config
     from lale.training.evaluate import evaluate_run
 

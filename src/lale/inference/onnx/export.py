@@ -1,11 +1,11 @@
-"""Export a run to ONNX (dynamic batch, height and width) and quantise it to int8.
+"""Export a run to ONNX (dynamic batch, height and width), checked against PyTorch.
 
 :func:`export_onnx` traces the run's model with the dynamo exporter
 (``torch.onnx.export(..., dynamo=True, dynamic_shapes=...)``, one :class:`torch.export.Dim` each
 for batch, height and width) and writes one self-contained ``.onnx`` file — weights inside, no
 ``.onnx.data`` beside it, unless the model is over protobuf's 2 GB limit — carrying the
-run's metadata (:func:`onnx_metadata`). Before the file is moved into place it must pass two
-checks, or nothing is written:
+run's metadata (:func:`~lale.inference.onnx.io.onnx_metadata`). Before the file is moved into
+place it must pass two checks, or nothing is written:
 
 - the graph's input and output batch, height and width are symbolic, not fixed to the example;
 - on random inputs of other batch sizes and odd sides, onnxruntime's logits match PyTorch's
@@ -18,66 +18,59 @@ runtime assertions and drops those from the ONNX graph. The graph therefore hold
 the example input took, and the example is chosen so that branch is right for every size: its
 sides are *not* multiples of 32 (zero reflect padding is the identity, so multiples of 32 are
 still exact) and are long enough to reflect. Inputs with a side of 16 px or less are
-replicate-padded by :class:`~lale.inference.onnx_backend.OnnxBackend` before the graph runs,
+replicate-padded by :class:`~lale.inference.onnx.backend.OnnxBackend` before the graph runs,
 as PyTorch does. The parity check covers all three cases.
 
-:func:`quantize_int8` applies onnxruntime's dynamic quantisation (weights int8, activations
-quantised on the fly) after ``quant_pre_process``; :func:`compare_f1` scores the fp32 and int8
-files on a dataset split through :func:`~lale.training.evaluate.evaluate_run`.
+Quantisation to int8 is :mod:`lale.inference.onnx.quantize`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from lale import run_layout
 from lale.atomic import staged_path
-from lale.errors import UnavailableError, WorkFailedError
-from lale.inference.onnx_backend import JSON_KEYS, OnnxBackend, read_metadata
-from lale.runs import RunConfig, load_run
+from lale.errors import one_line
+from lale.inference.onnx.backend import OnnxBackend
+from lale.inference.onnx.io import (
+    EXAMPLE_BATCH,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    ExportError,
+    graph_dims,
+    keep_torchvision_importable,
+    onnx_metadata,
+    save_model,
+    set_metadata,
+)
+from lale.models.padding import InputPadding
+from lale.runs import load_run
 
 if TYPE_CHECKING:
     import onnx
 
 __all__ = [
-    "DEFAULT_NAME",
-    "FORMAT",
-    "FORMAT_VERSION",
-    "INPUT_NAME",
     "OPSET",
-    "OUTPUT_NAME",
     "PARITY_SHAPES",
     "TOLERANCE",
-    "DataUnavailableError",
-    "ExportError",
     "ExportResult",
     "ParityCheck",
+    "check_dynamic",
     "check_parity",
     "export_onnx",
-    "graph_dims",
-    "onnx_metadata",
-    "read_metadata",
 ]
 
-DEFAULT_NAME = run_layout.ONNX
-"""File name of a run's export inside its run directory (what ``lale predict`` looks for)."""
-FORMAT = "lale.onnx"
-FORMAT_VERSION = 1
-"""Version of the metadata layout in :func:`onnx_metadata`."""
 OPSET = 20
 """ONNX opset: supported by onnxruntime >= 1.17; RMSNorm and attention are decomposed."""
-INPUT_NAME = "image"
-OUTPUT_NAME = "logits"
 TOLERANCE = 1e-4
 """Largest accepted absolute difference between ONNX and PyTorch logits."""
 PARITY_SHAPES: tuple[tuple[int, int, int], ...] = (
@@ -89,17 +82,7 @@ PARITY_SHAPES: tuple[tuple[int, int, int], ...] = (
 """``(batch, height, width)`` of the parity inputs: a multiple of 32 (no padding), odd sides at
 another batch than the export's, and an input too small to reflect (replicate-padded to 32×32,
 so the 1/32 map is 1×1 and attention sees a single token)."""
-_EXAMPLE_BATCH = 2
-_SINGLE_FILE_LIMIT = 2**31 - 1  # protobuf cannot serialise a message over 2 GB
 _DROPPED_NODE_PROPS = ("pkg.torch.onnx.",)  # stack traces with local paths, FX names
-
-
-class ExportError(WorkFailedError):
-    """The export failed or did not pass its checks; ``str(error)`` is one line."""
-
-
-class DataUnavailableError(UnavailableError):
-    """The dataset to score the ONNX models on is not recorded or not on this machine."""
 
 
 @dataclass(frozen=True)
@@ -154,11 +137,6 @@ def _quiet(_: str) -> None:
     pass
 
 
-def _one_line(err: BaseException, limit: int = 300) -> str:
-    text = " ".join(str(err).split()) or type(err).__name__
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 @contextmanager
 def _export_warnings() -> Iterator[None]:
     # Deprecation chatter from torch.export's pytree internals, not actionable here.
@@ -168,94 +146,12 @@ def _export_warnings() -> Iterator[None]:
 
 
 def _pad_multiple(model: nn.Module) -> int | None:
-    """The multiple a model pads its input to inside ``forward`` (``None``: it does not)."""
-    from lale.models.baselines import AnySize
-    from lale.models.lale import Lale
-    from lale.models.padding import PadToMultiple
-
-    if isinstance(model, Lale):
-        return int(model.output_stride)
-    if isinstance(model, PadToMultiple):
-        return int(model.multiple)
-    if isinstance(model, AnySize) and model.min_size == 0 and model.max_size is None:
-        return int(model.multiple)
+    """The multiple a model pads every input side to inside ``forward`` (``None``: it does not,
+    or it also bounds the sides), from its ``input_padding`` attribute."""
+    padding = getattr(model, "input_padding", None)
+    if isinstance(padding, InputPadding) and padding.any_size:
+        return padding.multiple
     return None
-
-
-def onnx_metadata(config: RunConfig, pad_multiple: int | None = None) -> dict[str, str]:
-    """The ``metadata_props`` that make an exported file self-describing.
-
-    Keys in :data:`~lale.inference.onnx_backend.JSON_KEYS` hold JSON, the rest plain text:
-    ``format``, ``format_version``, ``model``, ``num_classes``, ``in_channels``,
-    ``class_names``, ``ignore_index``, ``bands`` (1-based source bands in input order, ``null``
-    = all), ``band_names``, ``band_count``, ``scale``, ``offset``, ``mean``, ``std``,
-    ``normalization`` (the formula), ``pad_multiple``, ``input_size``, ``input``, ``output``,
-    ``class_schema`` (``ClassSchema.to_dict()``), ``run_config`` (``RunConfig.to_dict()``),
-    ``quantization``, ``lale_version`` and ``torch_version``.
-
-    Args:
-        config: The run's configuration.
-        pad_multiple: The multiple the model pads inputs to, if it pads.
-    """
-    from lale.profiling.environment import lale_version
-
-    schema = config.schema()
-    image = schema.image
-    mean, std = (
-        (config.mean, config.std)
-        if config.mean is not None and config.std is not None
-        else image.normalization()
-    )
-    sides = "any batch, height and width"
-    if pad_multiple is not None:
-        sides += (
-            f"; the graph reflect-pads H and W to a multiple of {pad_multiple}, so sides of "
-            f"{pad_multiple // 2} px or less need replicate padding first (OnnxBackend does it)"
-        )
-    values: dict[str, Any] = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "model": config.model,
-        "num_classes": config.num_classes,
-        "in_channels": config.in_channels,
-        "class_names": list(schema.names),
-        "ignore_index": schema.ignore_index,
-        "bands": config.bands,
-        "band_names": config.band_names,
-        "band_count": image.band_count,
-        "scale": image.scale,
-        "offset": image.offset,
-        "mean": list(mean),
-        "std": list(std),
-        "normalization": "x = ((raw + offset) / scale - mean) / std, per input channel",
-        "pad_multiple": pad_multiple,
-        "input_size": config.input_size,
-        "input": (
-            f"{INPUT_NAME}: float32 [batch, {config.in_channels}, height, width], normalised "
-            f"as in 'normalization'; {sides}"
-        ),
-        "output": (
-            f"{OUTPUT_NAME}: float32 [batch, {config.num_classes}, height, width] class "
-            "logits; argmax indexes class_names"
-        ),
-        "class_schema": config.class_schema,
-        "run_config": config.to_dict(),
-        "quantization": "none",
-        "lale_version": lale_version(),
-        "torch_version": torch.__version__,
-    }
-    return {
-        k: json.dumps(v, ensure_ascii=False) if k in JSON_KEYS else str(v)
-        for k, v in values.items()
-    }
-
-
-def _set_metadata(proto: onnx.ModelProto, props: dict[str, str]) -> None:
-    kept = [(p.key, p.value) for p in proto.metadata_props if p.key not in props]
-    del proto.metadata_props[:]
-    for key, value in [*kept, *props.items()]:
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
 
 
 def _strip_node_metadata(proto: onnx.ModelProto) -> None:
@@ -272,76 +168,9 @@ def _strip_node_metadata(proto: onnx.ModelProto) -> None:
             entry.key, entry.value = key, value
 
 
-def _weights_bytes(proto: onnx.ModelProto) -> int:
-    return sum(len(t.raw_data) or t.ByteSize() for t in proto.graph.initializer)
-
-
-def _data_name(path: Path) -> str:
-    return f"{path.name}.data"
-
-
-def _save(proto: onnx.ModelProto, path: Path, final: Path) -> Path | None:
-    """Write ``proto`` to ``path``: one file, or (over 2 GB) weights in ``final.name + .data``.
-
-    Returns:
-        The external data file, if one was written.
-    """
-    import onnx
-
-    if _weights_bytes(proto) + (1 << 24) < _SINGLE_FILE_LIMIT:
-        data = proto.SerializeToString()
-        with open(path, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        return None
-    data_file = final.parent / _data_name(final)
-    data_file.unlink(missing_ok=True)  # onnx appends to an existing data file
-    onnx.save_model(
-        proto,
-        str(path),
-        save_as_external_data=True,
-        all_tensors_to_one_file=True,
-        location=_data_name(final),
-    )
-    return data_file
-
-
-def _keep_torchvision_importable() -> None:
-    """Define torchvision's placeholder operators now, for good (see lale._torchvision_compat).
-
-    torch.export probes ``find_spec("torchvision")``, which fires the import hook of
-    ``lale-torchvision-compat.pth``; the hook then removes itself and the schemas it defined
-    are garbage-collected with it, so a later ``import torchvision`` (torchmetrics, for the
-    F1 comparison) fails with "operator torchvision::nms does not exist". Calling
-    :func:`~lale._torchvision_compat.install` from the imported module keeps them alive.
-    """
-    from lale import _torchvision_compat
-
-    _torchvision_compat.install()
-
-
-def graph_dims(path: str | Path) -> dict[str, tuple[int | str, ...]]:
-    """Shape of every graph input and output by name: ints for fixed axes, names for symbolic
-    ones (``"?"`` for an axis with neither)."""
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    dims: dict[str, tuple[int | str, ...]] = {}
-    for value in [*model.graph.input, *model.graph.output]:
-        shape = value.type.tensor_type.shape
-        dims[value.name] = tuple(
-            d.dim_param
-            if d.HasField("dim_param")
-            else d.dim_value
-            if d.HasField("dim_value")
-            else "?"
-            for d in shape.dim
-        )
-    return dims
-
-
-def _check_dynamic(dims: dict[str, tuple[int | str, ...]]) -> None:
+def check_dynamic(dims: dict[str, tuple[int | str, ...]]) -> None:
+    """Raise :class:`ExportError` unless the image input and logits have symbolic batch, height
+    and width (``dims`` as :func:`~lale.inference.onnx.io.graph_dims` gives them)."""
     for name in (INPUT_NAME, OUTPUT_NAME):
         shape = dims.get(name)
         if shape is None or len(shape) != 4:
@@ -381,11 +210,11 @@ def check_parity(
             try:
                 expected = model(x).float()
             except (RuntimeError, ValueError) as err:
-                raise ExportError(f"the PyTorch model fails on {size}: {_one_line(err)}") from err
+                raise ExportError(f"the PyTorch model fails on {size}: {one_line(err)}") from err
             try:
                 got = backend(x)
             except Exception as err:  # onnxruntime's errors have no common public base
-                raise ExportError(f"onnxruntime fails on {size}: {_one_line(err)}") from err
+                raise ExportError(f"onnxruntime fails on {size}: {one_line(err)}") from err
             if got.shape != expected.shape:
                 raise ExportError(
                     f"ONNX logits have shape {tuple(got.shape)} for input {tuple(shape)}, "
@@ -413,7 +242,7 @@ def _export_proto(model: nn.Module, example: torch.Tensor, min_side: int) -> onn
                 verbose=False,
             )
     except (torch.onnx.errors.OnnxExporterError, RuntimeError, ValueError) as err:
-        raise ExportError(f"torch.onnx.export failed: {_one_line(err)}") from err
+        raise ExportError(f"torch.onnx.export failed: {one_line(err)}") from err
     if program is None:  # only for the legacy exporter; keeps the type checker informed
         raise ExportError("torch.onnx.export returned no program")
     return program.model_proto
@@ -443,10 +272,10 @@ def export_onnx(
         RunError: The run directory is incomplete or invalid.
         ExportError: The exporter failed, fixed an axis, or the parity check failed.
     """
-    _keep_torchvision_importable()
+    keep_torchvision_importable()
     run_dir = Path(run_dir)
     model, config = load_run(run_dir, "cpu")
-    target = run_dir / DEFAULT_NAME if out is None else Path(out)
+    target = run_dir / run_layout.ONNX if out is None else Path(out)
     if target.is_dir():
         raise ExportError(f"{target}: is a folder; give the .onnx file to write")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -456,11 +285,11 @@ def export_onnx(
     m = multiple or 32
     side_h, side_w = (3 * m + 1, 3 * m + 15) if multiple else (4 * m, 5 * m)
     generator = torch.Generator().manual_seed(seed)
-    example = torch.randn(_EXAMPLE_BATCH, config.in_channels, side_h, side_w, generator=generator)
+    example = torch.randn(EXAMPLE_BATCH, config.in_channels, side_h, side_w, generator=generator)
     say(f"exporting {config.model} with the dynamo exporter (this can take a minute)…")
     proto = _export_proto(model, example, min_side=m if multiple else 1)
     _strip_node_metadata(proto)
-    _set_metadata(proto, onnx_metadata(config, multiple))
+    set_metadata(proto, onnx_metadata(config, multiple))
     proto.doc_string = (
         f"lale {config.model}: land-cover segmentation, {config.in_channels} bands → "
         f"{config.num_classes} classes; see metadata_props"
@@ -469,10 +298,10 @@ def export_onnx(
     tmp = staged_path(target)
     data_file: Path | None = None
     try:
-        data_file = _save(proto, tmp, target)
+        data_file = save_model(proto, tmp, target)
         del proto
         dims = graph_dims(tmp)
-        _check_dynamic(dims)
+        check_dynamic(dims)
         say("checking onnxruntime against PyTorch on random inputs…")
         full = [(b, config.in_channels, h, w) for b, h, w in shapes]
         parity = check_parity(model, tmp, full, seed=seed)

@@ -2,15 +2,15 @@
 
 ConvMixer stages run at 1/4 and 1/8 of the input, transformer stages only at 1/16 and 1/32,
 where self-attention's quadratic cost is small. Where attention sits is configuration
-(``mixers``), so the ablation "attention at 1/8" is one argument. Variants are rows of numbers
-registered at the bottom of this file.
+(``mixers``), so the ablation "attention at 1/8" is one argument. Each variant is a
+:class:`LaleConfig` constant (``LALE_T`` … ``LALE_L``) registered at the bottom of this file.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +20,7 @@ from lale.models.activations import StarReLU
 from lale.models.blocks import ConvMixerBlock, NormPosition, TransformerBlock
 from lale.models.decoder import AllMLPDecoder
 from lale.models.norms import RMSNorm2d
-from lale.models.padding import crop_to, pad_to_multiple
+from lale.models.padding import InputPadding, crop_to, pad_to_multiple
 from lale.models.registry import register_model
 
 Mixer = Literal["conv", "attn"]
@@ -170,9 +170,14 @@ class Lale(nn.Module):
         num_classes: Output classes.
         in_channels: Input bands.
         config: The architecture, see :class:`LaleConfig`.
+
+    Attributes:
+        output_stride: Stride of the coarsest feature map.
+        input_padding: How ``forward`` pads its input (to a multiple of ``output_stride``).
     """
 
     output_stride = 32
+    input_padding = InputPadding(multiple=output_stride)
 
     def __init__(self, num_classes: int, in_channels: int, config: LaleConfig) -> None:
         super().__init__()
@@ -214,21 +219,29 @@ def build_lale(num_classes: int = 7, in_channels: int = 3, **config: Any) -> Lal
     return Lale(num_classes, in_channels, cfg)
 
 
-# Variants: one row each. Widths/depths are not published; these meet the parameter targets
-# (lale_t 1.6 M ± 5 %, then about 4, 8 and 16 M) — see the README's model table.
-_VARIANTS: dict[str, dict[str, Any]] = {
-    "lale_t": dict(dims=(32, 64, 128, 192), depths=(2, 2, 4, 1), decoder_dim=64),
-    "lale_s": dict(dims=(48, 96, 192, 256), depths=(2, 2, 4, 2), decoder_dim=96),
-    "lale_b": dict(dims=(64, 128, 256, 320), depths=(2, 2, 5, 2), decoder_dim=128),
-    "lale_l": dict(dims=(80, 160, 320, 512), depths=(2, 2, 6, 2), decoder_dim=192),
-}
-_NOTES = {"lale_t": "the paper's smallest", "lale_s": "small", "lale_b": "base", "lale_l": "large"}
+def register_lale(name: str, config: LaleConfig, note: str) -> None:
+    """Register a LALE variant: ``create_model(name)`` builds ``config``.
 
-for _name, _row in _VARIANTS.items():
+    Every field is recorded, so a run's ``config.json`` holds the whole architecture and does
+    not depend on :class:`LaleConfig`'s defaults staying as they are.
+    """
     register_model(
-        _name,
+        name,
         build_lale,
         family="lale",
-        description=f"LALE {_NOTES[_name]}: ConvMixer @1/4,1/8 + attention @1/16,1/32",
-        **_row,
+        description=f"LALE {note}: ConvMixer @1/4,1/8 + attention @1/16,1/32",
+        **asdict(config),
     )
+
+
+# Variants. Widths/depths are not published; these meet the parameter targets
+# (lale_t 1.6 M ± 5 %, then about 4, 8 and 16 M) — see the README's model table.
+LALE_T: Final = LaleConfig(dims=(32, 64, 128, 192), depths=(2, 2, 4, 1), decoder_dim=64)
+LALE_S: Final = LaleConfig(dims=(48, 96, 192, 256), depths=(2, 2, 4, 2), decoder_dim=96)
+LALE_B: Final = LaleConfig(dims=(64, 128, 256, 320), depths=(2, 2, 5, 2), decoder_dim=128)
+LALE_L: Final = LaleConfig(dims=(80, 160, 320, 512), depths=(2, 2, 6, 2), decoder_dim=192)
+
+register_lale("lale_t", LALE_T, "the paper's smallest")
+register_lale("lale_s", LALE_S, "small")
+register_lale("lale_b", LALE_B, "base")
+register_lale("lale_l", LALE_L, "large")

@@ -2,8 +2,8 @@
 
 :class:`OnnxBackend` takes what the PyTorch model takes — a normalised float32 ``B×C×H×W``
 batch of any batch size, height and width — and returns ``B×K×H×W`` logits as a tensor.
-:func:`read_metadata` decodes what the export embeds in the file (``metadata_props``): model
-name, classes, bands, scaling and normalisation, so a ``.onnx`` file is self-describing.
+:func:`~lale.inference.onnx.io.read_metadata` decodes what the export embeds in the file
+(``metadata_props``): model name, classes, bands, scaling and normalisation.
 
 LALE reflect-pads inputs to a multiple of 32 inside its forward pass and falls back to
 replicate padding for sides too small to reflect (16 px or less). The exported graph holds the
@@ -13,7 +13,6 @@ would, before running the graph.
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,63 +20,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from lale.inference.onnx.io import decode_metadata
+from lale.models.padding import pad_mode
+
 if TYPE_CHECKING:
     import onnxruntime as ort
 
-__all__ = ["JSON_KEYS", "OnnxBackend", "read_metadata"]
-
-JSON_KEYS = frozenset(
-    {
-        "format_version",
-        "num_classes",
-        "in_channels",
-        "class_names",
-        "ignore_index",
-        "bands",
-        "band_names",
-        "band_count",
-        "scale",
-        "offset",
-        "mean",
-        "std",
-        "pad_multiple",
-        "input_size",
-        "class_schema",
-        "run_config",
-    }
-)
-"""``metadata_props`` keys whose values are JSON; every other value is a plain string."""
-
-
-def _decode(props: dict[str, str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in props.items():
-        if key in JSON_KEYS:
-            try:
-                out[key] = json.loads(value)
-            except json.JSONDecodeError:
-                out[key] = value  # written by something else: keep the text
-        else:
-            out[key] = value
-    return out
-
-
-def read_metadata(path: str | Path) -> dict[str, Any]:
-    """The ``metadata_props`` of an ONNX file, JSON values (:data:`JSON_KEYS`) decoded.
-
-    Reads only the model header, not the weights. Files not written by ``lale export`` give
-    whatever metadata they carry (often none).
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist.
-    """
-    import onnx
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: ONNX file not found")
-    model = onnx.load(str(path), load_external_data=False)
-    return _decode({p.key: p.value for p in model.metadata_props})
+__all__ = ["OnnxBackend"]
 
 
 def _providers(device: torch.device) -> list[Any]:
@@ -109,7 +58,7 @@ class OnnxBackend:
 
     Attributes:
         path: The model file.
-        metadata: Decoded ``metadata_props`` (see :func:`read_metadata`).
+        metadata: Decoded ``metadata_props`` (see :func:`~lale.inference.onnx.io.read_metadata`).
         providers: Execution providers the session actually uses.
         input_name: Name of the graph's image input.
         in_channels: Input channels the graph takes (``None`` if the graph leaves it open).
@@ -138,7 +87,7 @@ class OnnxBackend:
             str(self.path), sess_options=options, providers=_providers(self.device)
         )
         self.providers: list[str] = list(self.session.get_providers())
-        self.metadata = _decode(dict(self.session.get_modelmeta().custom_metadata_map))
+        self.metadata = decode_metadata(dict(self.session.get_modelmeta().custom_metadata_map))
         graph_input = self.session.get_inputs()[0]
         self.input_name: str = graph_input.name
         channels = graph_input.shape[1] if len(graph_input.shape) == 4 else None
@@ -163,7 +112,7 @@ class OnnxBackend:
         if m is None:
             return x, h, w
         pad_h, pad_w = (-h) % m, (-w) % m
-        if pad_h < h and pad_w < w:
+        if pad_mode(pad_h, pad_w, h, w) == "reflect":
             return x, h, w  # the graph's own reflect padding applies
         return np.pad(x, ((0, 0), (0, 0), (0, pad_h), (0, pad_w)), mode="edge"), h, w
 
