@@ -177,7 +177,7 @@ def compare_f1(
         run_dir: The run (its config supplies schema and normalisation).
         fp32_path: The fp32 export.
         int8_path: The int8 export.
-        data: Dataset root; default the one the run was trained on (``recipe["data"]``).
+        data: Dataset root; default the one the run was trained on (``recipe.data``).
         split: Split folder to score.
         batch_size: Images per forward pass.
         device: ``cpu`` or ``cuda`` (onnxruntime's CUDA provider if installed).
