@@ -1,4 +1,4 @@
-"""Whole-scene inference (DESIGN.md §7): sliding windows, raster I/O, area tables and export.
+"""Whole-scene inference: windows, raster I/O, areas, export (docs/design.md#tiling).
 
 - :mod:`lale.inference.tiling` — window geometry, blending weights, the strip accumulator and
   the sliding-window loop;

@@ -1,31 +1,9 @@
 """Whole-scene prediction: sliding windows over a scene, streamed to GeoTIFF/PNG and area tables.
 
-The predictor reads one batch of windows at a time (one rasterio window covering a few
-neighbouring tiles of a row band), runs a *backend* — any ``Callable[[Tensor], Tensor]`` from
-normalised ``B×C×tile×tile`` float32 to ``B×K×tile×tile`` logits (:class:`TorchBackend`, or the
-ONNX backend) — and adds the weighted logits into a :class:`~lale.inference.tiling.
-StripAccumulator` that holds one tile of rows. When a row band is done, its finished rows are
-averaged, turned into classes (argmax; no-data → 255) and confidence, counted for the area table
-and written out. Memory is bounded by the batch and one tile-high strip, never by the scene (GDAL's
-block cache included: it is sized to one row band of blocks, see
-:func:`~lale.inference.scene.block_cache_bytes`).
-Windows without a single valid pixel are not run through the model.
-
-**Bands and scaling** (:func:`plan_input`). Bands: ``--bands`` if given; else the run's band
-selection when the file has the run's band count; else all bands when the file has exactly the
-model's channel count. Samples are turned into the units the run was trained on, by sample type
-(8-bit = uint8, DN = other integers, reflectance = floats):
-
-- same type as the run's (or the run accepts any): the run's ``(x + offset) / scale``;
-- the run is 8-bit, the input DN or reflectance: ESA's true-colour rule
-  (:func:`lale.data.rasters.to_uint8`: reflectance 0–0.2 → 0–255, DN offset from the
-  ``BOA_ADD_OFFSET`` tag), then the run's scaling — exactly how ``lale prepare`` made the data;
-- the run is DN or reflectance, the input the other: reflectance, ``(DN + BOA_ADD_OFFSET) /
-  10000`` for DN (the run's scaled units are taken to be reflectance);
-- the run is DN or reflectance, the input 8-bit: refused (8 bits cannot be turned back).
-
-``scale``/``offset`` options override all this: raw samples, ``(x + offset) / scale``.
-The run's mean/std standardise the result; no-data pixels are fed as 0 (the mean).
+A backend (:class:`TorchBackend`, or the ONNX one) maps normalised ``B×C×tile×tile`` batches to
+logits, which a :class:`~lale.inference.tiling.StripAccumulator` blends; finished rows are written
+out, so memory is bounded by the batch and one tile-high strip (docs/design.md#tiling).
+:func:`plan_input` picks the bands and scaling (docs/design.md#bands-and-scaling).
 """
 
 from __future__ import annotations

@@ -1,25 +1,9 @@
 """Scene input and output by windows: what the predictor reads and writes.
 
-**In.** :func:`open_scene` opens a GeoTIFF (or any raster GDAL reads) through rasterio, or a
-PNG/JPEG through Pillow. :meth:`Scene.read` returns one window's selected bands in their own
-sample type and where the pixel holds data: the raster's no-data value, internal mask or alpha
-band (via :func:`lale.data.rasters.read_image_window`), NaN/inf samples, or a PNG's alpha
-channel (alpha 0 = no data; the alpha band is not an image band). GeoTIFFs are read window by
-window; a PNG/JPEG is decoded once (Pillow cannot read by windows).
-
-**Out.** :class:`SceneOutputs` receives finished rows of the class map (uint8, no-data 255) and,
-optionally, of the confidence map (uint8 ``round(255 · max softmax)``, no-data 0 — the maximum
-softmax is at least ``1/K``, so 0 never occurs in a valid pixel) and writes:
-
-- for raster inputs, ``NAME_classes.tif`` (the input's CRS and transform, no-data 255, the
-  schema's display colours as colour table, class names in the ``classes`` tag; 256² tiles,
-  DEFLATE), ``NAME_confidence.tif`` and a palette ``NAME_preview.png`` subsampled to at most
-  ``preview_size`` pixels a side;
-- for PNG/JPEG inputs, ``NAME_classes.png`` (palette) and ``NAME_confidence.png`` (greyscale).
-
-GeoTIFF rows are buffered and written in whole 256-row block bands, so no compressed block is
-ever written twice. Every file is written under a hidden temporary name and renamed into place
-by :meth:`SceneOutputs.commit`; :meth:`SceneOutputs.abort` removes them.
+:func:`open_scene` reads a GeoTIFF window by window (rasterio) or decodes a PNG/JPEG once
+(Pillow); :meth:`Scene.read` returns a window's bands and where they hold data.
+:class:`SceneOutputs` writes the class map, confidence map and preview under temporary names and
+renames them in :meth:`SceneOutputs.commit`. Formats: docs/design.md#outputs.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ class NonFiniteLossError(WorkFailedError):
 
 @dataclass(frozen=True)
 class Recipe:
-    """Optimisation settings. Defaults are the ARAS400k baseline recipe (DESIGN.md §4).
+    """Optimisation settings. Defaults are the ARAS400k baseline recipe (docs/design.md#recipe).
 
     Attributes:
         lr: AdamW learning rate.
