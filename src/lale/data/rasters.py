@@ -78,7 +78,7 @@ def band_offsets(src: DatasetReader, bands: Sequence[int], offset: int | None) -
 
 
 def to_uint8(data: NDArray[np.generic], offsets: Sequence[int]) -> NDArray[np.uint8]:
-    """8-bit image of ``bands×H×W`` raster values by the TCI rule (see the module docstring).
+    """8-bit image of ``bands×H×W`` raster values by the TCI rule (docs/design.md#preparation).
 
     Args:
         data: Raster values, one plane per band.

@@ -432,7 +432,7 @@ def export_onnx(
     target.parent.mkdir(parents=True, exist_ok=True)
     multiple = _pad_multiple(model)
     # Sides that are not multiples of the padding stride, yet long enough to reflect: the
-    # traced branch (see the module docstring). Without internal padding, plain multiples.
+    # traced branch (docs/design.md#onnx-export). Without internal padding, plain multiples.
     m = multiple or 32
     side_h, side_w = (3 * m + 1, 3 * m + 15) if multiple else (4 * m, 5 * m)
     generator = torch.Generator().manual_seed(seed)

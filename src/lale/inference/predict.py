@@ -218,7 +218,7 @@ def _bands(
 
 
 def plan_input(scene: Scene, config: RunConfig, options: PredictOptions) -> InputPlan:
-    """Band selection and scaling of one input for a run (rules in the module docstring).
+    """Band selection and scaling of one input for a run (rules: docs/design.md#bands-and-scaling).
 
     Raises:
         DataError: The bands cannot satisfy the model, or the samples cannot be scaled.

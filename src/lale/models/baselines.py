@@ -108,7 +108,7 @@ def _timm_img_size(encoder_name: str, kwargs: dict[str, Any]) -> int:
 def _encoder_quirks(arch: str, encoder_name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     """Adapt ``kwargs`` to the encoder's quirks (in place); return :class:`AnySize` arguments.
 
-    The quirks are listed in the module docstring; keyed on the encoder, so they also apply
+    The quirks are listed in docs/baselines.md; keyed on the encoder, so they also apply
     when such an encoder is chosen by name for another decoder (``"upernet:tu-swinv2_..."``).
     """
     rules: dict[str, Any] = {"multiple": 32}

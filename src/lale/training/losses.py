@@ -64,7 +64,7 @@ def _check_inputs(logits: Tensor, target: Tensor, weight: Tensor | None) -> None
 
 
 class DiceLoss(nn.Module):
-    """Multiclass soft Dice loss with SMP's semantics (see the module docstring).
+    """Multiclass soft Dice loss with SMP's semantics (docs/design.md#losses).
 
     Args:
         ignore_index: Target value of unlabelled pixels; ``None`` if every pixel is labelled.
