@@ -1,9 +1,9 @@
 """Let ``import torchvision`` work when torchvision's compiled extension cannot load.
 
-PyPI's Linux torchvision wheel is a CUDA build; next to a CPU-only torch its extension fails to
-load and ``import torchvision`` raises. :func:`install` then defines the ``torchvision::nms`` and
-``qnms`` schemas (no kernels), and does nothing where the extension loads; :func:`write_pth` adds
-an import hook so other interpreters get the same (docs/design.md#torchvision-compat).
+PyPI's Linux torchvision wheel (0.28.0) is a CUDA build; next to a CPU-only torch its extension
+cannot load and ``import torchvision`` raises. :func:`install` then defines the schemas of
+``torchvision::nms`` and ``qnms`` (no kernels), and does nothing where the extension loads;
+:func:`write_pth` adds an import hook for other interpreters (docs/design.md#torchvision-compat).
 
 Remove this module, its callers and the ``.pth`` hook once torchvision's extension loads next to
 the supported torch: when PyPI's Linux torchvision wheel is built against the CPU torch wheel, or

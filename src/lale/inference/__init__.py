@@ -1,4 +1,4 @@
-"""Whole-scene inference: windows, raster I/O, areas, export (docs/design.md#tiling).
+"""Whole-scene inference: windows, rasters, areas, export (docs/design.md#whole-scene-inference).
 
 - :mod:`lale.inference.tiling` — window geometry, blending weights, the strip accumulator and
   the sliding-window loop;
