@@ -1,28 +1,14 @@
 """Let ``import torchvision`` work when torchvision's compiled extension cannot load.
 
-Why this exists: on PyPI, ``torchvision==0.28.0`` for Linux is a CUDA build. Installed next to
-the CPU build of torch, its extension ``torchvision/_C.so`` cannot be loaded (it links against
-``libtorch_cuda.so``). torchvision tolerates that on its own (``extension._has_ops()`` becomes
-``False``), but its ``_meta_registrations`` module then calls
-``torch.library.register_fake("torchvision::nms")`` and ``("torchvision::qnms")`` for operators
-that were never defined, so ``import torchvision`` - and with it ``timm``,
-``segmentation_models_pytorch`` and ``torchmetrics`` - fails with
-``RuntimeError: operator torchvision::nms does not exist``.
+PyPI's Linux torchvision wheel (0.28.0) is a CUDA build; next to a CPU-only torch its extension
+cannot load and ``import torchvision`` raises. :func:`install` then defines the schemas of
+``torchvision::nms`` and ``qnms`` (no kernels), and does nothing where the extension loads;
+:func:`write_pth` adds an import hook for other interpreters (docs/design.md#torchvision-compat).
 
-The fix: before torchvision is imported, try to load its extension ourselves; only if that
-fails, define the two operator *schemas* (no kernels) so the fake registrations have something
-to attach to. lale never calls these operators; calling them still raises torchvision's own
-"Couldn't load custom C++ ops" error. On an install whose extension loads (any matching CPU or
-CUDA pair) :func:`install` defines nothing.
-
-How it is applied:
-
-* :func:`install` is called by lale's modules before they import smp / timm (``baselines.py``).
-* For interpreters that import torchvision without importing lale first (DDP workers started
-  by spawn, ``python -c "import timm"``), :func:`write_pth` puts a one-line
-  ``lale-torchvision-compat.pth`` into site-packages. It loads this file (standard library
-  imports only) and registers :class:`_ImportHook`, a ``sys.meta_path`` finder that calls
-  :func:`install` the first time ``torchvision`` is imported, so start-up stays free of torch.
+Remove this module, its callers and the ``.pth`` hook once torchvision's extension loads next to
+the supported torch: when PyPI's Linux torchvision wheel is built against the CPU torch wheel, or
+when torchvision is installed from the same index as torch (``torchvision==0.28.0+cpu`` from the
+PyTorch CPU index next to ``torch==2.13.0+cpu``).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ LOSS_NAMES: tuple[LossName, ...] = ("dice", "ce", "dice+ce")
 
 @dataclass(frozen=True)
 class Recipe:
-    """Optimisation settings. Defaults are the ARAS400k baseline recipe (DESIGN.md §4).
+    """Optimisation settings. Defaults are the ARAS400k baseline recipe (docs/design.md#recipe).
 
     Attributes:
         lr: AdamW learning rate.

@@ -1,16 +1,8 @@
 """Run directories: the weights and the configuration that rebuild a trained model.
 
-A run directory holds (DESIGN.md §8)::
-
-    RUN/
-      model.safetensors   fp32 weights, safetensors (no pickle)
-      config.json         RunConfig: model name and kwargs, classes, bands, normalisation, …
-
-plus whatever the trainer keeps to resume (its checkpoints are never read here). Both files are
-written atomically — to a temporary file in the same folder, flushed and fsync'ed, then renamed
-over the old one — so a crash leaves the previous version intact. Loading parses JSON and
-safetensors only; nothing is unpickled. Bad input raises :class:`RunError`, one line naming the
-file at fault.
+``config.json`` (:class:`RunConfig`) and ``model.safetensors`` are written atomically and loaded
+from JSON and safetensors only, never unpickled; bad input raises :class:`RunError` naming the
+file. The whole directory: docs/design.md#run-directories.
 """
 
 from __future__ import annotations

@@ -2,8 +2,7 @@
 
 ARAS400k masks are colour PNGs; class ``i`` is drawn in ``ARAS400K.colors[i]``. Pixels of any
 other colour are not a class: they map to ``ignore_index`` and are counted, never folded into
-class 0. The schema machinery lives in :mod:`lale.data.schema`; this module keeps the ARAS400k
-names importable from where they have always been.
+class 0 (docs/design.md#classes). The schema itself is defined in :mod:`lale.data.schema`.
 """
 
 from __future__ import annotations

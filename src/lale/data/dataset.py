@@ -1,18 +1,9 @@
 """Segmentation datasets in the ARAS400k layout: ``ROOT/{split}/{images,masks}/NAME.ext``.
 
-Images and masks are paired by file stem. Scanning a split fails with one line naming the
-folder or file when anything is off: a missing or empty split, files of unsupported types,
-images without masks (or masks without images, listed), two files with one stem; with
-``check_headers`` (the default) also an image and mask of different sizes or an image whose band
-count or sample type differs from the schema. Nothing is skipped silently.
-
-Training samples are random crops (``crop_size``, default 256) — images smaller than that are
-padded, the image with 0 and the mask with the ignore label — so datasets of any image size work
-without tiling them first; evaluation samples are whole images
-(:class:`~lale.data.collate.PadCollate` batches images of different sizes). Pixels of mask
-colours or values that are not in the schema become the ignore label and are counted per file,
-in memory shared with DataLoader workers; :meth:`SegmentationDataset.report_unknown` logs them
-once, ``strict=True`` makes them an error.
+Images and masks pair by stem; scanning a split fails with one line naming the folder or file
+when anything is off. Training samples are random crops, evaluation samples whole images
+(batched by :class:`~lale.data.collate.PadCollate`); unknown mask colours become the ignore
+label and are counted (docs/design.md#aras400k-layout, docs/design.md#unknown-colours).
 """
 
 from __future__ import annotations

@@ -1,14 +1,8 @@
-"""Reading images and masks: PNG/JPEG through Pillow, GeoTIFF through rasterio.
+"""Reading images and masks: PNG/JPEG through Pillow, GeoTIFF through rasterio (by windows).
 
-Images come back as ``C×H×W`` arrays in their own sample type (uint8, uint16, float32, …) with
-the schema's band selection applied; scaling and normalisation happen later, on whole batches
-(:mod:`lale.data.transforms`). Masks come back as ``H×W`` uint8 labels with the number of pixels
-whose colour or value is not in the schema. Every failure is a :class:`~lale.errors.
-DataError` whose one-line message names the file: unreadable or truncated files, band counts or
-sample types the schema does not describe, masks the schema cannot decode.
-
-GeoTIFFs need ``rasterio`` (imported on first use); they are read by windows, so a crop of a
-large scene costs only the crop.
+Images come back as ``C×H×W`` arrays in their own sample type with the schema's band selection
+applied; masks as ``H×W`` uint8 labels plus the count of pixels not in the schema. Every failure
+is a :class:`~lale.errors.DataError` naming the file.
 """
 
 from __future__ import annotations

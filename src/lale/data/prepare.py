@@ -1,33 +1,9 @@
 """Prepare an ARAS400k-layout dataset from Sentinel-2 GeoTIFF tiles and ESA WorldCover maps.
 
-How ARAS400k was made (DESIGN.md §3). Each imagery tile is cut into ``patch×patch`` windows on its
-own grid; the labels of a window are warped onto exactly that grid (nearest neighbour, from every
-label raster that covers it, whatever their CRS and resolution), so labels always line up with the
-imagery. Reading is windowed (one patch at a time), so memory does not grow with the scene.
-
-Output::
-
-    OUT/{train,val,test}/images/{stem}_r{row}_c{col}.png   8-bit RGB (exactly three bands)
-    OUT/{train,val,test}/images/{stem}_r{row}_c{col}.tif   uint8 GeoTIFF (any other band count)
-    OUT/{train,val,test}/masks/{stem}_r{row}_c{col}.png    colour mask, ARAS400k palette
-    OUT/prepare.json                                        inputs, options, counts, drops
-
-``stem`` is the imagery file's stem, ``row``/``col`` the patch's index in the tile's patch grid.
-Bands are scaled to 8 bits by ESA's true-colour rule (:mod:`lale.data.rasters`); GeoTIFF patches
-carry the same 8-bit values plus the patch's CRS and transform.
-
-WorldCover codes map to ARAS400k classes as in :mod:`lale.data.worldcover` (90 wetland and
-100 moss → grass, 95 mangrove → tree, 70 snow → barren). A window is dropped for the first of
-these reasons that applies (``DROP_REASONS``, in order): incomplete window at the tile's
-right/bottom edge; all-black imagery after scaling; any imagery no-data pixel; any label pixel
-outside every label raster; any label no-data (code 0 or the raster's nodata); any code outside
-the table (also counted per code); more than ``max_water`` (90 %) water.
-
-The split is spatially blocked (:mod:`lale.data.splits`): whole ``block×block`` groups of
-neighbouring patches go to one split, by a seeded shuffle cut at the fractions. Since that needs
-the kept patches of every block, patches are written to ``OUT/.staging`` first and moved into
-their split at the end. ``OUT`` must be new or empty: files left from a run with another seed
-would sit in other splits and leak between them.
+Each tile is cut into patches on its own grid, the labels are warped onto each patch's grid, the
+bands scaled to 8 bits, patches dropped for the first reason in ``DROP_REASONS`` that applies, and
+the rest split by spatial blocks; one window is read at a time. Output layout, drop rules and
+scaling: docs/design.md#preparation. ``OUT`` must be new or empty.
 """
 
 from __future__ import annotations

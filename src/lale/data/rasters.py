@@ -1,20 +1,9 @@
 """Windowed raster reading for dataset preparation: opening, 8-bit scaling, label warping.
 
-Everything here works on one window at a time, so memory does not grow with the scene:
-:func:`read_image_window` reads the selected bands of one imagery window (and its validity mask),
-and :func:`warp_labels` reads, from each label raster, only the pixels around that window's
-footprint and warps them (nearest neighbour) onto the window's own grid, whatever the label
-rasters' CRS and resolution.
-
-**8-bit scaling** follows ESA's Sentinel-2 true-colour (TCI) rule, reflectance 0–0.2 → 0–255:
-
-- ``uint8`` values pass through unchanged;
-- other integer types are Level-2A digital numbers, ``reflectance = (DN + offset) / 10000``, where
-  ``offset`` is ``BOA_ADD_OFFSET`` (−1000 from processing baseline 04.00 on, 0 before);
-- floating-point values are taken as reflectance;
-
-then ``clip(rint(reflectance / 0.2 * 255), 0, 255)``, rounding half to even (``numpy.rint``).
-For integer DNs this is computed exactly as ``(DN + offset) * 255 / 2000``.
+One window at a time: :func:`read_image_window` reads a window's selected bands and validity,
+:func:`warp_labels` warps (nearest neighbour) the label rasters onto its grid whatever their CRS.
+:func:`to_uint8` applies ESA's true-colour rule, reflectance 0–0.2 → 0–255, with the L2A
+``BOA_ADD_OFFSET`` (docs/design.md#preparation).
 """
 
 from __future__ import annotations
@@ -89,7 +78,7 @@ def band_offsets(src: DatasetReader, bands: Sequence[int], offset: int | None) -
 
 
 def to_uint8(data: NDArray[np.generic], offsets: Sequence[int]) -> NDArray[np.uint8]:
-    """8-bit image of ``bands×H×W`` raster values by the TCI rule (see the module docstring).
+    """8-bit image of ``bands×H×W`` raster values by the TCI rule (docs/design.md#preparation).
 
     Args:
         data: Raster values, one plane per band.

@@ -1,33 +1,9 @@
 """Class schemas: class names, how masks encode them, the ignore label and the image format.
 
-A :class:`ClassSchema` says how to turn a mask into class indices — by RGB colour (colour PNGs,
-palette PNGs) or by integer value (single-band index images) — and how to read the images
-(:class:`ImageSpec`: band count, band selection, sample type, scaling and normalisation
-statistics). Mask pixels whose colour or value is not a class become ``ignore_index`` and are
-counted (never folded into class 0); ``ignore_colors`` / ``ignore_values`` declare encodings that
-mean "no label" (e.g. WorldCover's no-data 0), mapped to ``ignore_index`` without being counted.
-Colours and values map to indices through lookup tables, never a loop over classes per pixel.
-
-Built in: ``"aras400k"`` (:data:`ARAS400K`, the default) and ``"worldcover"``
-(:data:`WORLDCOVER`, ESA WorldCover's native codes and palette). A schema travels with every
-checkpoint as ``to_dict()`` JSON. Schema files (``.json``; ``.yaml``/``.yml`` with PyYAML) read
-by :func:`load_schema` look like this (only ``classes`` is required)::
-
-    {
-      "format": "lale.class_schema", "version": 1, "name": "amazon",
-      "classes": [
-        {"name": "dryout", "value": 1, "color": [211, 211, 211]},
-        {"name": "forest", "value": 2, "color": "#006400", "display_color": "#00a000"}
-      ],
-      "ignore_index": 255, "ignore_values": [0], "ignore_colors": [[0, 0, 0]],
-      "image": {"band_count": 12, "bands": [4, 3, 2], "dtype": "float32", "scale": 1.0,
-                "offset": 0.0, "mean": [0.08, 0.09, 0.06], "std": [0.03, 0.03, 0.03]}
-    }
-
-``value`` defaults to the class index and ``color`` is only needed for colour masks. Image
-samples are scaled as ``(raw + offset) / scale`` and then normalised with ``mean``/``std``
-(ImageNet's for three channels when not given; other band counts need them, see
-:func:`lale.data.stats.compute_band_stats`).
+Masks map to class indices by colour or by value, through lookup tables; colours or values that
+are not a class become ``ignore_index`` and are counted, never folded into class 0. Built in:
+:data:`ARAS400K` (the default) and :data:`WORLDCOVER`; other schemes are JSON or YAML files read
+by :func:`load_schema`, in the format of docs/design.md#class-schemas.
 """
 
 from __future__ import annotations
@@ -288,7 +264,7 @@ ARAS400K = ClassSchema(
     ignore_index=255,
     name="aras400k",
 )
-"""The ARAS400k classes (ESA WorldCover 2021, remapped as in DESIGN.md §3); the default."""
+"""The ARAS400k classes (ESA WorldCover 2021 remapped, docs/design.md#classes); the default."""
 
 _WORLDCOVER_COLORS = (
     "#006400", "#ffbb22", "#ffff4c", "#f096ff", "#fa0000", "#b4b4b4",

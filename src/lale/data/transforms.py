@@ -1,15 +1,9 @@
 """Batch augmentations and normalisation: torch ops on ``B×C×H×W`` images and ``B×H×W`` masks.
 
-The training recipe (DESIGN.md §4): horizontal flip, vertical flip and a random rot90 (p 0.5
-each), brightness/contrast (p 0.3), then normalisation (ImageNet mean/std for three channels,
-the schema's per-band statistics otherwise). Every geometric op moves image and mask together,
-so ignore pixels stay ignore pixels. Each sample draws its own random choices, all from one
-CPU ``torch.Generator`` in a fixed order: the same generator state gives the same batch on CPU
-or GPU, and no op loops over samples.
-
-Images arrive in their file sample type (uint8, or float32 of raw values) and are scaled to
-``(raw + offset) / scale`` before brightness/contrast and normalisation; run the transforms on
-the device that trains, after the batch has been moved there.
+The training recipe's flips, rot90 and brightness/contrast, then normalisation
+(docs/design.md#augmentations). Geometric ops move image and mask together, and every random
+choice comes from one CPU generator, so a batch is the same on CPU and GPU. Run them on the
+training device, after the batch has moved there.
 """
 
 from __future__ import annotations

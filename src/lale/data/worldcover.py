@@ -1,4 +1,4 @@
-"""ESA WorldCover 2021 codes and their ARAS400k classes (DESIGN.md §3).
+"""ESA WorldCover 2021 codes and their ARAS400k classes (docs/design.md#classes).
 
 Kept codes: 10 tree cover, 20 shrubland, 30 grassland, 40 cropland, 50 built-up, 60 bare /
 sparse vegetation, 80 permanent water; remapped: 90 herbaceous wetland → 30, 100 moss and lichen

@@ -1,4 +1,4 @@
-"""Whole-scene inference (DESIGN.md §7): sliding windows, raster I/O, area tables and export.
+"""Whole-scene inference: windows, rasters, areas, export (docs/design.md#whole-scene-inference).
 
 - :mod:`lale.inference.tiling` — window geometry, blending weights, the strip accumulator and
   the sliding-window loop;

@@ -1,18 +1,8 @@
 """Per-class area tables of a class map: pixels, percent of the valid pixels and km².
 
-The area of a pixel comes from the raster's transform and CRS:
-
-- **projected CRS**: ``|det(transform)|`` in the CRS's linear unit, converted to metres (the
-  map-plane area; equal to the ground area up to the projection's scale error, < 0.1 % for UTM);
-- **geographic CRS**: the ellipsoidal area of each row's pixel — a cell bounded by two parallels
-  and two meridians, ``a² · Δλ · (q(φ₂) − q(φ₁)) / 2`` with ``q`` the authalic-latitude function
-  of the CRS's own ellipsoid (pyproj). This is the exact ground area of the cell (equal to
-  ``pyproj.Geod.polygon_area_perimeter`` of its corners for small pixels), never "degrees²".
-  Rotated geographic grids use the geodesic polygon area of each row's middle pixel;
-- **no CRS** (PNG/JPEG, or a GeoTIFF without one): pixels and percent only.
-
-:class:`AreaCounter` adds up finished rows as they stream out of the predictor, so the counts
-never need the whole map in memory.
+A pixel's area comes from the transform (projected CRS) or, in a geographic CRS, from each row's
+exact ellipsoidal cell area; without a CRS only pixels and percent (docs/design.md#areas).
+:class:`AreaCounter` adds up rows as they stream out of the predictor.
 """
 
 from __future__ import annotations

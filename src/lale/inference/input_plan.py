@@ -1,20 +1,7 @@
 """How a scene's samples become model input: which bands, which conversion, which scaling.
 
-Bands: ``--bands`` if given; else the run's band selection when the file has the run's band
-count; else all bands when the file has exactly the model's channel count. Samples are turned
-into the units the run was trained on, by sample type (8-bit = uint8, DN = other integers,
-reflectance = floats):
-
-- same type as the run's (or the run accepts any): the run's ``(x + offset) / scale``;
-- the run is 8-bit, the input DN or reflectance: ESA's true-colour rule
-  (:func:`lale.data.rasters.to_uint8`: reflectance 0–0.2 → 0–255, DN offset from the
-  ``BOA_ADD_OFFSET`` tag), then the run's scaling — exactly how ``lale prepare`` made the data;
-- the run is DN or reflectance, the input the other: reflectance, ``(DN + BOA_ADD_OFFSET) /
-  10000`` for DN (the run's scaled units are taken to be reflectance);
-- the run is DN or reflectance, the input 8-bit: refused (8 bits cannot be turned back).
-
-``scale``/``offset`` options override all this: raw samples, ``(x + offset) / scale``.
-The run's mean/std standardise the result; no-data pixels are fed as 0 (the mean).
+The rules (band selection; 8-bit, DN and reflectance inputs against what the run was trained on;
+``--scale``/``--offset`` overrides; no-data fed as 0) are in docs/design.md#bands-and-scaling.
 """
 
 from __future__ import annotations
@@ -111,7 +98,7 @@ def _bands(
 
 
 def plan_input(scene: Scene, config: RunConfig, options: PredictOptions) -> InputPlan:
-    """Band selection and scaling of one input for a run (rules in the module docstring).
+    """Band selection and scaling of one input for a run (rules: docs/design.md#bands-and-scaling).
 
     Raises:
         DataError: The bands cannot satisfy the model, or the samples cannot be scaled.

@@ -1,17 +1,10 @@
 """Whole-scene prediction: sliding windows over a scene, streamed to GeoTIFF/PNG and area tables.
 
-The predictor reads one batch of windows at a time (one rasterio window covering a few
-neighbouring tiles of a row band), runs a *backend* — any ``Callable[[Tensor], Tensor]`` from
-normalised ``B×C×tile×tile`` float32 to ``B×K×tile×tile`` logits (:class:`TorchBackend`, or the
-ONNX backend) — and adds the weighted logits into a :class:`~lale.inference.tiling.
-StripAccumulator` that holds one tile of rows. When a row band is done, its finished rows are
-averaged, turned into classes (argmax; no-data → 255) and confidence, counted for the area table
-and written out. Memory is bounded by the batch and one tile-high strip, never by the scene (GDAL's
-block cache included: it is sized to one row band of blocks, see
-:func:`~lale.inference.scene.block_cache_bytes`).
-Windows without a single valid pixel are not run through the model.
-
-Band selection and scaling of each input: :func:`~lale.inference.input_plan.plan_input`.
+A backend (:class:`TorchBackend`, or the ONNX one) maps normalised ``B×C×tile×tile`` batches to
+logits, which a :class:`~lale.inference.tiling.StripAccumulator` blends; finished rows are written
+out, so memory is bounded by the batch and one tile-high strip (docs/design.md#tiling).
+:func:`~lale.inference.input_plan.plan_input` picks the bands and scaling
+(docs/design.md#bands-and-scaling).
 """
 
 from __future__ import annotations

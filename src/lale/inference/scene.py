@@ -1,14 +1,8 @@
 """Scene input by windows: what the predictor reads.
 
-**In.** :func:`open_scene` opens a GeoTIFF (or any raster GDAL reads) through rasterio, or a
-PNG/JPEG through Pillow. :meth:`Scene.read` returns one window's selected bands in their own
-sample type and where the pixel holds data: the raster's no-data value, internal mask or alpha
-band (via :func:`lale.data.rasters.read_image_window`), NaN/inf samples, or a PNG's alpha
-channel (alpha 0 = no data; the alpha band is not an image band). GeoTIFFs are read window by
-window; a PNG/JPEG is decoded once (Pillow cannot read by windows).
-
-**Out.** :class:`~lale.inference.scene_outputs.SceneOutputs` writes the class and confidence
-maps.
+:func:`open_scene` reads a GeoTIFF window by window (rasterio) or decodes a PNG/JPEG once
+(Pillow); :meth:`Scene.read` returns a window's bands and where they hold data.
+:class:`~lale.inference.scene_outputs.SceneOutputs` writes the outputs (docs/design.md#outputs).
 """
 
 from __future__ import annotations

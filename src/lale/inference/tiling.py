@@ -1,20 +1,9 @@
-"""Sliding-window geometry and logit accumulation (DESIGN.md §7, mmsegmentation's slide_inference).
+"""Sliding-window geometry and logit accumulation, as mmsegmentation's ``slide_inference``.
 
-Windows per axis: ``ceil((size − tile) / stride) + 1`` with ``stride = tile − overlap``; window
-``i`` starts at ``i · stride``, and the last one is shifted back inside the image so that it ends
-on the last pixel. An axis shorter than the tile gets one window the size of the axis (the model
-input is padded up to the tile by the caller). Every pixel is covered, every window lies inside
-the image.
-
-Logits of overlapping windows are averaged with a per-pixel weight: ``"uniform"`` (every window
-counts the same, mmsegmentation's count map) or ``"smooth"`` (a raised-cosine ramp over the
-``overlap`` pixels next to each window edge, 1 inside), which fades one window into the next and
-hides seams. Both weights are positive everywhere, so a pixel covered by a single window gets
-exactly that window's logits.
-
-:class:`StripAccumulator` keeps the weighted sums for the rows still open only — at most one
-tile of rows by the scene width — and hands finished rows out, so memory never grows with the
-scene's height.
+Windows of ``tile`` pixels at stride ``tile − overlap``, the last one shifted back inside the image;
+overlapping logits are blended with a ``"uniform"`` or raised-cosine ``"smooth"`` weight.
+:class:`StripAccumulator` holds only the open rows, so memory never grows with the scene's height.
+The algorithm: docs/design.md#tiling and docs/design.md#blending.
 """
 
 from __future__ import annotations

@@ -1,43 +1,9 @@
-"""The paper's comparison models, built with segmentation-models-pytorch (SMP), untrained.
+"""The comparison models, untrained, built with segmentation-models-pytorch (SMP) and timm.
 
-Two groups are registered (``family="baseline"``, extra ``lale[baselines]``):
-
-* **Decoders** - ``unet``, ``unetplusplus``, ``linknet``, ``fpn``, ``pan``, ``deeplabv3``,
-  ``deeplabv3plus``, ``upernet`` with a ResNet-18 encoder by default (the light ResNet of the
-  ARAS400k baselines), and ``segformer`` with ``mit_b0`` (the real SegFormer-B0). The encoder is
-  any SMP encoder: ``create_model("upernet:efficientnet-b0")`` or ``encoder_name=...``.
-* **Transformer / hybrid backbones** - timm models inside SMP (``tu-`` encoders) under short
-  names, each with the SegFormer all-MLP head (the same kind of decoder as LALE's, so the
-  comparison isolates the encoder): ``fastvit_t8``, ``maxvit_nano``, ``efficientvit_b0``,
-  ``mobilenetv4_small``, ``mit_b0`` (identical to ``segformer``'s default, listed under its
-  backbone name), ``swinv2_tiny``, ``efficientformerv2_s0``; and ``deit3_small`` with DPT.
-
-Every model is wrapped in :class:`AnySize`, so it accepts any ``H x W``: inputs are
-reflect-padded (bottom/right) to what the network needs and the logits cropped back.
-Weights are never downloaded (``encoder_weights=None`` always).
-
-Backbones that need care at 256x256 (timm 1.0.31, SMP 0.6.0):
-
-* **Swin V2** (``swinv2_tiny``, ``swinv2_tiny_window8_256``): as built by timm it asserts the
-  input equals its ``img_size``. It works at any multiple of 32 with timm's
-  ``dynamic_img_size=True`` (attention masks are rebuilt per input; windows larger than a
-  feature map shrink to it), which lale passes automatically for ``tu-swinv2_*`` encoders.
-* **DeiT III** (``deit3_small``): a plain ViT has one 1/16 feature map, not the 1/4...1/32
-  pyramid SMP's CNN decoders expect ("Unsupported model downsampling pattern"). It runs under
-  SMP's DPT decoder, built for plain ViTs (reassembles 1/4...1/32 maps from four blocks), with
-  ``img_size=256`` and ``dynamic_img_size=True`` (position embeddings interpolated), so any
-  multiple of 16 works; its unused classifier head and final norm are left out. DPT widths
-  ``(96, 192, 384, 768)`` are DPT-Base's (SMP's default ``(256, 512, 1024, 1024)`` is
-  DPT-Large's).
-* **MaxViT** (``maxvit_nano``): window and grid partitions are ``img_size / 32`` (8 at 256) at
-  every stage, so H and W must be multiples of ``img_size`` (256): other sizes are padded up to
-  the next multiple of 256, which wastes compute for, e.g., 288x288 inputs.
-* **EfficientFormerV2** (``efficientformerv2_s0``): its attention stages (1/16, 1/32) hold a
-  relative-position bias table and reshapes sized for one resolution fixed at build time
-  (``img_size``, 224 by default: "shape '[1, 8, -1, 49]' is invalid" at 256). Built with
-  ``img_size=256`` it runs at exactly 256x256; timm has no dynamic-size mode for it, so smaller
-  inputs are padded up to 256 and larger ones raise (use tiled inference with 256 tiles, or
-  build it with a larger ``img_size``).
+SMP architectures (``unet`` … ``upernet`` with a ResNet-18 encoder, ``segformer`` with ``mit_b0``;
+any SMP encoder by name) and timm backbones under the SegFormer head (``deit3_small`` under DPT),
+each wrapped in :class:`AnySize` and built with ``encoder_weights=None``. What each backbone
+needs to run at 256² and other sizes: docs/baselines.md.
 """
 
 from __future__ import annotations
@@ -122,7 +88,7 @@ def _timm_img_size(encoder_name: str, kwargs: dict[str, Any]) -> int:
 def _encoder_quirks(arch: str, encoder_name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     """Adapt ``kwargs`` to the encoder's quirks (in place); return :class:`AnySize` arguments.
 
-    The quirks are listed in the module docstring; keyed on the encoder, so they also apply
+    The quirks are listed in docs/baselines.md; keyed on the encoder, so they also apply
     when such an encoder is chosen by name for another decoder (``"upernet:tu-swinv2_..."``).
     """
     rules: dict[str, Any] = {"multiple": 32}

@@ -1,9 +1,10 @@
 """Efficiency measurements: parameters, storage, GMACs, throughput and latency.
 
-Protocol (DESIGN.md §6): params = all parameters; storage = size of the fp32 safetensors file;
-GMACs = ``FlopCounterMode`` FLOPs ÷ 2 for one ``1×C×H×W`` input (attention included);
-throughput = images/s of the forward pass in ``inference_mode`` at a fixed batch after warm-up,
-median of repeats; latency = the same at batch 1. Models are compared within one run, as ratios.
+Params = all parameters; storage = size of the fp32 safetensors file; GMACs =
+``FlopCounterMode`` FLOPs ÷ 2 for one ``1×C×H×W`` input (attention included); throughput =
+images/s of the forward pass in ``inference_mode`` at a fixed batch after warm-up, median of
+repeats; latency = the same at batch 1. Models are compared within one run, as ratios
+(docs/design.md#efficiency).
 """
 
 from lale.profiling.counting import (

@@ -1,15 +1,8 @@
 """Static model costs: parameters, on-disk storage and multiply-accumulates (MACs).
 
-MACs are counted with :class:`torch.utils.flop_counter.FlopCounterMode`, which sees every
-aten operator, so the matrix products inside attention are included (hook-based counters such
-as thop miss them). Two details matter:
-
-* On CPU the fused ``scaled_dot_product_attention`` kernels have no FLOP formula and would be
-  counted as zero, so the forward pass runs under ``sdpa_kernel(SDPBackend.MATH)``, which
-  decomposes attention into ``bmm`` calls that are counted.
-* FLOP formulas depend only on shapes, so the forward pass is first tried on the ``meta``
-  device (no arithmetic, near-instant) and only run for real when a model cannot execute there
-  (e.g. it keeps plain tensor attributes or reads tensor values). Both give identical counts.
+MACs are :class:`torch.utils.flop_counter.FlopCounterMode` FLOPs ÷ 2, counted under the math
+attention backend so attention's matrix products are included, on the ``meta`` device where the
+model allows it (docs/design.md#efficiency).
 """
 
 from __future__ import annotations

@@ -1,13 +1,8 @@
 """Profile several registered models in one run and compare them, as ratios, to a reference.
 
-Absolute times drift on shared machines, so comparisons are only made between models measured
-in the same run (same process, same settings, one after another) and are reported as ratios
-against a reference model (UPerNet by default, the paper's strongest baseline). Every ratio is
-oriented so that **> 1 means better than the reference**:
-
-* ``params``, ``storage``, ``gmacs``: reference ÷ model ("× fewer").
-* ``throughput``: model ÷ reference ("× higher").
-* ``latency``: reference ÷ model, i.e. the batch-1 speed-up ("× faster").
+Comparisons are made only between models measured in the same run, against a reference model
+(UPerNet by default), and every ratio is oriented so that > 1 means better than the reference
+(docs/design.md#efficiency).
 """
 
 from __future__ import annotations

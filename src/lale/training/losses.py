@@ -1,20 +1,8 @@
 """Training losses: multiclass soft Dice (the ARAS400k recipe's loss), cross-entropy, and both.
 
-All losses take logits ``B×C×H×W`` and a target ``B×H×W`` of class indices in which
-``ignore_index`` marks unlabelled pixels; those pixels contribute nothing, neither to the value
-nor to the gradient.
-
-**Dice** follows ``segmentation_models_pytorch.losses.DiceLoss(mode="multiclass")`` (the loss the
-ARAS400k baselines were trained with) exactly: softmax probabilities and one-hot targets, ignore
-pixels masked out of both; per class ``dice_c = 2·Σ p·t / Σ (p + t)`` summed over the whole batch;
-``loss_c = 1 − dice_c``, set to 0 for classes with no target pixel in the batch; the loss is the
-mean of ``loss_c`` over *all* classes (weighted mean with class weights). So a class absent from
-the batch's truth adds 0 — its false positives are not penalised by Dice, which is why
-``"dice+ce"`` exists — and a batch of only ignore pixels gives 0.
-
-**Class weights** (:func:`class_weights_from_counts`) are computed from the training split's
-pixel counts and normalised to mean 1 over the classes present there, so the loss scale stays
-comparable with the unweighted loss.
+All losses take ``B×C×H×W`` logits and a ``B×H×W`` target; ``ignore_index`` pixels add nothing to
+the value or the gradient. Dice matches SMP's ``DiceLoss(mode="multiclass")``, so a class absent
+from a batch's truth adds 0 (docs/design.md#losses).
 """
 
 from __future__ import annotations
@@ -76,7 +64,7 @@ def _check_inputs(logits: Tensor, target: Tensor, weight: Tensor | None) -> None
 
 
 class DiceLoss(nn.Module):
-    """Multiclass soft Dice loss with SMP's semantics (see the module docstring).
+    """Multiclass soft Dice loss with SMP's semantics (docs/design.md#losses).
 
     Args:
         ignore_index: Target value of unlabelled pixels; ``None`` if every pixel is labelled.

@@ -1,24 +1,9 @@
 """Segmentation scores from one confusion matrix accumulated over a whole split.
 
-Pixels are never kept: each batch adds its ``num_classes × num_classes`` counts (rows = truth,
-columns = prediction) to one matrix, and pixels labelled ``ignore_index`` are left out. Every
-score comes from that matrix (DESIGN.md §5):
-
-- **accuracy**: correct pixels ÷ all counted pixels.
-- **per class**: precision ``tp/(tp+fp)``, recall ``tp/(tp+fn)``, F1 ``2tp/(2tp+fp+fn)`` and IoU
-  ``tp/(tp+fp+fn)``. A class found in neither truth nor prediction has no score (NaN, ``None`` in
-  JSON); a precision or recall whose denominator is zero is 0, as in scikit-learn.
-- **macro**: the mean over the classes present in truth *or* prediction. This is exactly
-  ``sklearn.metrics.f1_score(y_true, y_pred, average="macro")`` (and ``precision_score``,
-  ``recall_score``, ``jaccard_score``) on the pooled pixels, which is how the ARAS400k baselines
-  were scored. A class that is only predicted counts, with F1 0; a class absent from both does
-  not count.
-
-:class:`SegmentationMetrics` is a ``torchmetrics`` metric (a
-:class:`~torchmetrics.classification.MulticlassConfusionMatrix` whose ``compute`` returns the
-scores), so the matrix is summed across processes under DDP. :func:`scores_from_confusion` is the
-plain function behind it, for a matrix from anywhere; it returns a JSON-ready dictionary that
-:func:`scores_table` and :func:`format_scores` present.
+Overall accuracy, per-class precision, recall, F1 and IoU, and their macro mean over the classes
+present in truth or prediction (scikit-learn's ``average="macro"`` on the pooled pixels); ignore
+pixels are left out. Definitions: docs/design.md#metrics. :class:`SegmentationMetrics` sums the
+matrix across DDP processes; :func:`scores_from_confusion` scores any matrix.
 """
 
 from __future__ import annotations

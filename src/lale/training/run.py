@@ -1,10 +1,8 @@
 """Train a model into a run directory, resume it, and test it: what ``lale train`` runs.
 
-A run directory (DESIGN.md §8) holds ``config.json`` (model, classes, bands, normalisation,
-recipe, seed, versions), ``model.safetensors`` (best validation epoch), ``checkpoints/last.ckpt``
-(the trainer's resumable state), ``metrics.csv`` (one row per epoch) and, once training ends,
-``test_metrics.json`` and the figures. ``config.json`` is written before training starts, so an
-interrupted run can always be resumed with ``lale train --resume RUN_DIR``.
+``config.json`` is written before training starts, so an interrupted run can always be resumed
+with ``lale train --resume RUN_DIR``; the weights, checkpoint, metrics and figures follow
+(docs/design.md#run-directories).
 """
 
 from __future__ import annotations

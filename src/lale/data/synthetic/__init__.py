@@ -1,9 +1,9 @@
 """Procedurally generated Sentinel-2-like land-cover scenes in the ARAS400k layout.
 
-The embedded default dataset (DESIGN.md §3): no real data can be downloaded at run time, so
-scenes are drawn from noise fields — forest, shrubland, grassland, field mosaics, settlements with
-street grids, rivers, lakes and bare ground — rendered as 10 m true colour and labelled like ESA
-WorldCover (blobby, not pixel-exact).
+The embedded default dataset: no real data is downloaded at run time, so scenes are drawn from
+noise fields — forest, shrubland, grassland, field mosaics, settlements with street grids, rivers,
+lakes and bare ground — rendered as 10 m true colour and labelled like ESA WorldCover (blobby, not
+pixel-exact; docs/design.md#synthetic-data).
 
 Public API: :func:`generate_scene`, :func:`write_dataset`, :func:`save_mosaic`.
 """

@@ -1,14 +1,8 @@
 """Render a :class:`~lale.data.synthetic.layout.Layout` as a Sentinel-2-like true-colour patch.
 
-Colours are 8-bit true-colour values as in a stretched Sentinel-2 TCI. Each scene draws its own
-palette (dry or green season, field colours, roof mix), so class colours overlap across scenes and
-partly within them: grassland, shrubland, fallow and some crops share the same olive–brown
-ground; what separates them is texture (smooth grass, speckled shrub clumps, grainy canopy,
-striped straight-edged parcels) and context. Last come the sensor and atmosphere: point-spread
-blur, brightness and contrast, bluish haze, a colour cast and noise.
-
-The image is kept channel-first (``3×H×W`` float32) while rendering so that every operation runs
-on contiguous planes; subsets (parcels, houses, water) are updated through flat pixel indices.
+Each scene draws its own palette, so class colours overlap and texture and context separate the
+classes; sensor and atmosphere (blur, brightness, haze, colour cast, noise) come last. The image
+is kept channel-first (``3×H×W`` float32) so every operation runs on contiguous planes.
 """
 
 from __future__ import annotations

@@ -1,14 +1,8 @@
 """Run an exported model (``lale export``) with onnxruntime, as a drop-in for the PyTorch one.
 
-:class:`OnnxBackend` takes what the PyTorch model takes — a normalised float32 ``B×C×H×W``
-batch of any batch size, height and width — and returns ``B×K×H×W`` logits as a tensor.
-:func:`~lale.inference.onnx.io.read_metadata` decodes what the export embeds in the file
-(``metadata_props``): model name, classes, bands, scaling and normalisation.
-
-LALE reflect-pads inputs to a multiple of 32 inside its forward pass and falls back to
-replicate padding for sides too small to reflect (16 px or less). The exported graph holds the
-reflect branch only, so the backend edge-pads such small inputs itself, exactly as PyTorch
-would, before running the graph.
+:class:`OnnxBackend` maps a normalised float32 ``B×C×H×W`` batch of any shape to ``B×K×H×W``
+logits, edge-padding sides of 16 px or less itself as PyTorch would (docs/design.md#onnx-export).
+:func:`~lale.inference.onnx.io.read_metadata` decodes the run's metadata embedded in the file.
 """
 
 from __future__ import annotations

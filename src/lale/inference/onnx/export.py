@@ -1,27 +1,9 @@
-"""Export a run to ONNX (dynamic batch, height and width), checked against PyTorch.
+"""Export a run to one self-contained ONNX file with dynamic batch, height and width.
 
-:func:`export_onnx` traces the run's model with the dynamo exporter
-(``torch.onnx.export(..., dynamo=True, dynamic_shapes=...)``, one :class:`torch.export.Dim` each
-for batch, height and width) and writes one self-contained ``.onnx`` file — weights inside, no
-``.onnx.data`` beside it, unless the model is over protobuf's 2 GB limit — carrying the
-run's metadata (:func:`~lale.inference.onnx.io.onnx_metadata`). Before the file is moved into
-place it must pass two checks, or nothing is written:
-
-- the graph's input and output batch, height and width are symbolic, not fixed to the example;
-- on random inputs of other batch sizes and odd sides, onnxruntime's logits match PyTorch's
-  within ``tolerance`` (max absolute difference, 1e-4 by default).
-
-How the export stays dynamic: ``torch.export`` cannot keep LALE's Python branches on the input
-size symbolic (``pad_to_multiple`` skips padding when H and W already divide 32 and picks
-replicate over reflect padding for sides of 16 px or less), so the exporter records them as
-runtime assertions and drops those from the ONNX graph. The graph therefore holds the branch
-the example input took, and the example is chosen so that branch is right for every size: its
-sides are *not* multiples of 32 (zero reflect padding is the identity, so multiples of 32 are
-still exact) and are long enough to reflect. Inputs with a side of 16 px or less are
-replicate-padded by :class:`~lale.inference.onnx.backend.OnnxBackend` before the graph runs,
-as PyTorch does. The parity check covers all three cases.
-
-Quantisation to int8 is :mod:`lale.inference.onnx.quantize`.
+:func:`export_onnx` traces the model with the dynamo exporter, embeds the run's metadata
+(:func:`~lale.inference.onnx.io.onnx_metadata`) and writes the file only if the graph's
+shapes are symbolic and onnxruntime's logits match PyTorch's on other shapes. How the padding branches stay right for
+every size: docs/design.md#onnx-export. Quantisation: :mod:`lale.inference.onnx.quantize`.
 """
 
 from __future__ import annotations
@@ -281,7 +263,7 @@ def export_onnx(
     target.parent.mkdir(parents=True, exist_ok=True)
     multiple = _pad_multiple(model)
     # Sides that are not multiples of the padding stride, yet long enough to reflect: the
-    # traced branch (see the module docstring). Without internal padding, plain multiples.
+    # traced branch (docs/design.md#onnx-export). Without internal padding, plain multiples.
     m = multiple or 32
     side_h, side_w = (3 * m + 1, 3 * m + 15) if multiple else (4 * m, 5 * m)
     generator = torch.Generator().manual_seed(seed)
