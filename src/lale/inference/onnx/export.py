@@ -2,8 +2,9 @@
 
 :func:`export_onnx` traces the model with the dynamo exporter, embeds the run's metadata
 (:func:`~lale.inference.onnx.io.onnx_metadata`) and writes the file only if the graph's
-shapes are symbolic and onnxruntime's logits match PyTorch's on other shapes. How the padding branches stay right for
-every size: docs/design.md#onnx-export. Quantisation: :mod:`lale.inference.onnx.quantize`.
+shapes are symbolic and onnxruntime's logits match PyTorch's on other shapes. How the padding
+branches stay right for every size: docs/design.md#onnx-export. Quantisation:
+:mod:`lale.inference.onnx.quantize`.
 """
 
 from __future__ import annotations
