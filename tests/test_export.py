@@ -18,7 +18,7 @@ import torch
 import typer
 from typer.testing import CliRunner
 
-from lale.cli_export import register
+from lale.cli.export import register
 from lale.data.aras import ARAS400K
 from lale.data.synthetic import write_dataset
 from lale.inference import export as export_module
