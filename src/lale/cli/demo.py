@@ -36,8 +36,10 @@ def demo_command(
 
     from lale.cli.training import _quiet_lightning
     from lale.demo import DemoConfig, headline, run_demo
+    from lale.outdir import check_out_dir
     from lale.profiling import profile_table
 
+    check_out_dir(out)
     _quiet_lightning()
     console = stdout()
     config = DEMO or DemoConfig()

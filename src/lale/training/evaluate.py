@@ -9,8 +9,9 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from lale.data.audit import unknown_record, unknown_summary
 from lale.data.collate import PadCollate
-from lale.data.dataset import SegmentationDataset
+from lale.data.dataset import SegmentationDataset, skipped_message
 from lale.data.transforms import normalize_input
 from lale.progress import ProgressFn
 from lale.runs import RunError, load_run
@@ -79,5 +80,8 @@ def evaluate_run(
         "split": split,
         "images": len(dataset),
         "unknown_mask_pixels": unknown.total,
+        "unknown_mask_files": unknown_record(unknown)["files"],
+        "unknown_mask_summary": unknown_summary(split, unknown) if unknown.counts else "",
+        "skipped_files": skipped_message(dataset.skipped),
         **scores,
     }
