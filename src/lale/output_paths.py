@@ -78,5 +78,8 @@ def check_output_file(path: str | Path) -> Path:
     try:
         check_output_dir(path.parent)
     except OutputError as err:
-        raise OutputError(path, err.problem) from None
+        problem = err.problem
+        if problem.startswith("it is "):  # the folder, not the file, is what is in the way
+            problem = f"{path.parent} is {problem.removeprefix('it is ')}"
+        raise OutputError(path, problem) from None
     return path

@@ -248,6 +248,8 @@ def prepare_dataset(
     summary.windows = sum(r.rows * r.cols for r in records)
     for sub in ("images", "masks"):
         (staging / sub).mkdir(parents=True, exist_ok=True)
+        for stray in (staging / sub).glob(".*.tmp"):  # a write cut short by a kill
+            stray.unlink()
     if not (staging / PLAN).is_file():
         write_json_atomic(staging / PLAN, plan)
     # GDAL's block cache defaults to 5 % of RAM and fills up as a scene is read; a fixed cap
