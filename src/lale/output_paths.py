@@ -1,9 +1,8 @@
 """Output paths checked before any work: a folder or file lale can create, or one clear line.
 
-Every command that writes (``predict --out``, ``export --out``, ``prepare OUT``, ``synth OUT``,
-``train --out``) calls one of these first, so an output that cannot be made (a file in the way,
-a read-only folder) fails at once with a line naming the output, not after the work or once
-per input.
+Commands that write (``predict --out``, ``export --out``, ``prepare OUT``, ``synth OUT``) call
+one of these first, so an output that cannot be made (a file in the way, a read-only folder)
+fails at once with a line naming the output, not after the work or once per input.
 """
 
 from __future__ import annotations
