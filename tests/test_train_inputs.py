@@ -114,9 +114,10 @@ def test_max_unknown_bounds_the_share_of_unknown_pixels(data: Path, tmp_path: Pa
     record = json.loads((tmp_path / "b" / UNKNOWN_COLOURS).read_text())
     first = next(iter(record["train"]["files"].values()))
     assert first["pixels"] > 0 and first["examples"] == ["(1,2,3)"]
-    evaluated = runner.invoke(
-        cli.app, ["evaluate", f"--run={tmp_path / 'b'}", f"--data={root}", "--split=val"]
-    )
+    evaluate = ["evaluate", f"--run={tmp_path / 'b'}", f"--data={root}", "--split=val"]
+    line = _error(runner.invoke(cli.app, evaluate), 2)  # evaluation applies the same bound
+    assert "more than --max-unknown 50%" in line and "#010203 (1,2,3)" in line
+    evaluated = runner.invoke(cli.app, [*evaluate, "--max-unknown=0.9"])
     assert evaluated.exit_code == 0, evaluated.output
     assert "unknown mask colours in val:" in evaluated.output
 

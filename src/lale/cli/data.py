@@ -31,9 +31,6 @@ def synth_command(
 
     check_output_dir(out)
     from lale.data.synthetic import generate_scene, patch_rng, save_mosaic, write_dataset
-    from lale.outdir import check_out_dir
-
-    check_out_dir(out, "OUT")
 
     with progress_bar() as bar:
         task = bar.add_task("generating patches", total=train + val + test)
@@ -102,9 +99,6 @@ def prepare_command(
             f"lale prepare needs rasterio ({err}): pip install rasterio"
         ) from None
     from lale.data.bands import parse_bands
-    from lale.outdir import check_out_dir
-
-    check_out_dir(out, "OUT")
 
     options = prep.PrepareOptions(
         patch=patch,

@@ -36,10 +36,10 @@ def demo_command(
 
     from lale.cli.training import _quiet_lightning
     from lale.demo import DemoConfig, headline, run_demo
-    from lale.outdir import check_out_dir
+    from lale.output_paths import check_output_dir
     from lale.profiling import profile_table
 
-    check_out_dir(out)
+    check_output_dir(out, create=False)
     _quiet_lightning()
     console = stdout()
     config = DEMO or DemoConfig()

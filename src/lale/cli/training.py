@@ -132,7 +132,7 @@ def train_command(
     progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
 ) -> None:
     """Train a model on an ARAS400k-layout dataset (the ARAS400k recipe by default)."""
-    from lale.outdir import check_out_dir
+    from lale.output_paths import check_output_dir
     from lale.recipe import Recipe
     from lale.training.run import TrainOptions, train
     from lale.training.run import resume as resume_run
@@ -153,7 +153,7 @@ def train_command(
     else:
         if data is None or out is None:
             raise fail("give --data and --out (or --resume RUN_DIR)")
-        check_out_dir(out)  # before any work
+        check_output_dir(out, create=False)  # before any work
         auto, weights = _weights(class_weights)
         recipe = Recipe(
             lr=lr,
@@ -197,16 +197,22 @@ def evaluate_command(
     strict: Annotated[
         bool, typer.Option("--strict", help="Unknown mask colours are errors.")
     ] = False,
+    max_unknown: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=1.0, help="Largest tolerated share of unknown mask pixels (as train)."
+        ),
+    ] = 0.5,
 ) -> None:
     """Score a trained run on a split: OA, per-class and macro F1 / IoU / precision / recall."""
     from lale.atomic import write_json_atomic
-    from lale.outdir import check_out_dir
+    from lale.output_paths import check_output_dir
     from lale.training.evaluate import evaluate_run
     from lale.training.metrics import scores_table
 
     console = stdout()
     target = json_path or run / f"eval_{split}.json"
-    check_out_dir(target.parent, "--json" if json_path else "--run")
+    check_output_dir(target.parent, create=False)
     if target.is_dir():
         raise fail(f"--json {target}: is a folder")
     with progress_bar() as bar:
@@ -219,6 +225,7 @@ def evaluate_command(
             device=device,
             workers=workers,
             strict=strict,
+            max_unknown=max_unknown,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     console.print(scores_table(scores, title=f"{scores['model']} on {escape(str(data))} / {split}"))

@@ -26,7 +26,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from lale.data.dataset import scan_split
 from lale.data.io import read_mask
 from lale.data.schema import ClassSchema, load_schema
-from lale.outdir import check_out_dir
+from lale.output_paths import check_output_dir
 from lale.recipe import Recipe, RunRecipe
 from lale.run_layout import CHECKPOINT, DATASET_SCHEMA, TEST_METRICS, WEIGHTS
 from lale.runs import (
@@ -195,7 +195,7 @@ def train(options: TrainOptions, say: Say = print) -> TrainResult:
     # this command once rank 0 is training); only rank 0 checks and writes the run directory.
     leader = getattr(rank_zero_only, "rank", 0) == 0
     if leader:
-        check_out_dir(out)
+        check_output_dir(out, create=False)
         claim_new(out, clear=False)
     schema = resolve_schema(options.data, options.schema)
     data = _data_module(options, schema, options.recipe)
