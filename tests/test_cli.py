@@ -13,6 +13,8 @@ from torch import nn
 from typer.testing import CliRunner
 
 from lale import cli
+from lale.cli import demo as demo_cli
+from lale.demo import DemoConfig
 from lale.models import registry
 from lale.profiling import lale_version
 
@@ -117,10 +119,10 @@ def test_demo_runs_the_whole_job(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     from lale.recipe import Recipe
 
     recipe = Recipe(batch_size=4, epochs=1, crop_size=64, loss="dice+ce", early_stopping=0)
-    demo = cli.DemoConfig(
+    demo = DemoConfig(
         rivals=("cli_ref",), train=8, val=2, test=2, size=64, recipe=recipe, profile_batch=1
     )
-    monkeypatch.setattr(cli, "DEMO", demo)
+    monkeypatch.setattr(demo_cli, "DEMO", demo)
     out = tmp_path / "demo"
     args = ["demo", "--out", str(out), "--seeds", "2", "--no-progress"]
     result = runner.invoke(cli.app, args)
@@ -163,3 +165,53 @@ def test_synth_writes_the_layout_and_a_mosaic(tmp_path: Path) -> None:
     first = (out / "train" / "images" / "train_000000.png").read_bytes()
     assert first == (again / "train" / "images" / "train_000000.png").read_bytes()
     assert not (again / "samples.png").exists()
+
+
+@pytest.mark.parametrize("broken", ["missing", "bad_json", "no_weights"])
+def test_a_broken_run_directory_exits_2_from_every_command(tmp_path: Path, broken: str) -> None:
+    run = tmp_path / "run"
+    if broken != "missing":
+        run.mkdir()
+    if broken == "bad_json":
+        (run / "config.json").write_text("{not json")
+    if broken == "no_weights":
+        from lale.data.schema import ARAS400K
+        from lale.runs import RunConfig, save_config
+
+        save_config(run / "config.json", RunConfig.from_schema("cli_tiny", ARAS400K))
+    commands = {
+        "evaluate": ["evaluate", f"--run={run}", f"--data={tmp_path / 'data'}"],
+        "predict": ["predict", f"--run={run}", f"--out={tmp_path / 'out'}", "x.tif"],
+        "export": ["export", f"--run={run}", f"--out={tmp_path / 'm.onnx'}"],
+    }
+    lines = {}
+    for name, args in commands.items():
+        result = runner.invoke(cli.app, args)
+        assert result.exit_code == 2, (name, result.output)
+        assert "Traceback" not in result.output
+        lines[name] = result.stderr.strip().splitlines()
+        assert len(lines[name]) == 1 and lines[name][0].startswith("error: "), (name, lines)
+    assert lines["evaluate"] == lines["predict"] == lines["export"]
+
+
+def test_interrupt_exits_130_with_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import lale.profiling
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(lale.profiling, "summarize_models", interrupted)
+    result = runner.invoke(cli.app, ["models", "--size", "64"])
+    assert result.exit_code == 130
+    assert result.stderr.strip() == "error: interrupted"
+
+
+def test_an_unexpected_error_is_a_bug_with_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    import lale.profiling
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(lale.profiling, "summarize_models", broken)
+    result = runner.invoke(cli.app, ["models", "--size", "64"])
+    assert result.exit_code == 1 and isinstance(result.exception, ZeroDivisionError)

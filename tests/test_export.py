@@ -19,7 +19,7 @@ import typer
 from typer.testing import CliRunner
 
 from lale import run_layout
-from lale.cli_export import register
+from lale.cli.export import register
 from lale.data.aras import ARAS400K
 from lale.data.synthetic import write_dataset
 from lale.inference.onnx import export as export_module

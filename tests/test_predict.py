@@ -22,10 +22,12 @@ from rasters import write_geotiff
 from torch import Tensor, nn
 from typer.testing import CliRunner
 
-from lale.cli_predict import output_names, parse_bands, register
+from lale.cli.predict import register
+from lale.data.bands import parse_bands
 from lale.data.schema import ARAS400K, ClassSchema, ImageSpec
 from lale.errors import DataError
 from lale.inference.areas import AreaCounter, row_areas_km2
+from lale.inference.batch import output_names
 from lale.inference.predict import (
     PredictOptions,
     TorchBackend,

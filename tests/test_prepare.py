@@ -32,20 +32,20 @@ from rasters import write_geotiff  # noqa: E402
 
 from lale import cli  # noqa: E402
 from lale.data.aras import ARAS400K  # noqa: E402
+from lale.data.bands import parse_bands  # noqa: E402
 from lale.data.prepare import (  # noqa: E402
     SPLITS,
     PrepareError,
     PrepareOptions,
     PrepareSummary,
     assign_splits,
-    parse_bands,
     parse_offset,
     parse_split,
     prepare_dataset,
     remap_worldcover,
 )
 from lale.data.rasters import band_offsets, read_image_window, to_uint8  # noqa: E402
-from lale.errors import DataError  # noqa: E402
+from lale.errors import DataError, UsageError  # noqa: E402
 
 runner = CliRunner()
 
@@ -271,8 +271,9 @@ def test_parse_options() -> None:
     assert parse_bands("4,3,2") == (4, 3, 2)
     assert parse_split("0.7, 0.2, 0.1") == (0.7, 0.2, 0.1)
     assert parse_offset("auto") is None and parse_offset("-1000") == -1000
+    with pytest.raises(UsageError, match="1-based"):
+        parse_bands("4,x")
     for bad in (
-        lambda: parse_bands("4,x"),
         lambda: parse_split("0.5,0.5"),
         lambda: parse_offset(""),
     ):

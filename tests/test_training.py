@@ -72,9 +72,9 @@ def _train_args(data: Path, out: Path, epochs: int, *extra: str) -> list[str]:
     ]
 
 
-def _one_line_error(result: Any) -> str:
-    """The single stderr line of a failed command (exit code 1, no traceback)."""
-    assert result.exit_code == 1, result.output
+def _one_line_error(result: Any, code: int = 1) -> str:
+    """The single stderr line of a failed command (exit ``code``, no traceback)."""
+    assert result.exit_code == code, result.output
     assert "Traceback" not in result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -340,14 +340,14 @@ def test_evaluate_matches_the_test_scores_of_training(
 def test_evaluate_bad_runs_are_one_line_errors(cli_run: Path, data: Path, tmp_path: Path) -> None:
     missing = tmp_path / "missing"
     result = runner.invoke(cli.app, ["evaluate", f"--run={missing}", f"--data={data}"])
-    line = _one_line_error(result)
+    line = _one_line_error(result, code=2)
     assert "missing" in line and "not found" in line
 
     no_weights = tmp_path / "no_weights"
     no_weights.mkdir()
     shutil.copy(cli_run / "config.json", no_weights / "config.json")
     result = runner.invoke(cli.app, ["evaluate", f"--run={no_weights}", f"--data={data}"])
-    line = _one_line_error(result)
+    line = _one_line_error(result, code=2)
     assert "model.safetensors" in line and "not found" in line
     assert not list(no_weights.glob("eval_*.json"))
 

@@ -75,18 +75,8 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     """Replace ``path`` by ``data`` all at once: temporary file, fsync, ``os.replace``."""
-    path = Path(path)
-    tmp = staged_path(path)
-    try:
-        with open(tmp, "wb") as fh:
-            _write_chunks(fh, data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        _write_chunks(fh, data)
 
 
 def write_json_atomic(path: str | Path, obj: Any) -> None:

@@ -56,7 +56,6 @@ __all__ = [
     "assign_splits",
     "class_table",
     "expand_inputs",
-    "parse_bands",
     "parse_offset",
     "parse_split",
     "prepare_dataset",
@@ -110,14 +109,6 @@ class PrepareOptions:
     def image_format(self) -> Literal["png", "tif"]:
         """``png`` for three bands, else ``tif``."""
         return "png" if len(self.bands) == 3 else "tif"
-
-
-def parse_bands(text: str) -> tuple[int, ...]:
-    """``"4,3,2"`` → ``(4, 3, 2)``."""
-    try:
-        return tuple(int(t) for t in text.split(","))
-    except ValueError:
-        raise PrepareError(f"bands must be comma-separated band numbers, got {text!r}") from None
 
 
 def parse_split(text: str) -> tuple[float, float, float]:

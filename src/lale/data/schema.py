@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 
 from lale.data import lut
 from lale.data.image_spec import IMAGENET_MEAN, IMAGENET_STD, ImageSpec
-from lale.errors import DataError
+from lale.errors import DataError, UnavailableError, UsageError
 
 __all__ = [
     "ARAS400K",
@@ -300,8 +300,9 @@ def load_schema(source: str | Path | ClassSchema | Mapping[str, Any] = "aras400k
     """A schema from a built-in name, a ``.json``/``.yaml`` file, a dictionary or a schema.
 
     Raises:
-        ValueError: ``source`` is neither a built-in name nor an existing file.
+        UsageError: ``source`` is neither a built-in name nor an existing file.
         DataError: The file cannot be read or does not hold a valid schema (names the file).
+        UnavailableError: A YAML file without PyYAML installed.
     """
     if isinstance(source, ClassSchema):
         return source
@@ -311,7 +312,7 @@ def load_schema(source: str | Path | ClassSchema | Mapping[str, Any] = "aras400k
         return SCHEMAS[source.lower()]
     path = Path(source)
     if not path.is_file():
-        raise ValueError(
+        raise UsageError(
             f"unknown schema {str(source)!r}: not a built-in ({', '.join(SCHEMAS)}) "
             "and no such file"
         )
@@ -321,7 +322,7 @@ def load_schema(source: str | Path | ClassSchema | Mapping[str, Any] = "aras400k
             try:
                 import yaml  # optional dependency, only for YAML schema files
             except ImportError as err:
-                raise ImportError(f"reading {path} needs PyYAML: pip install pyyaml") from err
+                raise UnavailableError(f"reading {path} needs PyYAML: pip install pyyaml") from err
             try:
                 data = yaml.safe_load(text)
             except yaml.YAMLError as err:

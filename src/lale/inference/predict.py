@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from lale import run_layout
-from lale.errors import DataError, UnavailableError
+from lale.errors import DataError, UnavailableError, UsageError
 from lale.inference.areas import AreaCounter, AreaTable, row_areas_km2
 from lale.inference.input_plan import plan_input
 from lale.inference.scene import block_cache_bytes, open_scene
@@ -72,17 +72,17 @@ class PredictOptions:
 
     def __post_init__(self) -> None:
         if self.tile < 1 or not 0 <= self.overlap < self.tile:
-            raise ValueError(
+            raise UsageError(
                 f"need 0 <= overlap < tile, got tile {self.tile}, overlap {self.overlap}"
             )
         if self.batch_size < 1 or self.preview_size < 1:
-            raise ValueError("batch_size and preview_size must be positive")
+            raise UsageError("batch_size and preview_size must be positive")
         if self.blend not in ("uniform", "smooth"):
-            raise ValueError(f"blend must be 'uniform' or 'smooth', got {self.blend!r}")
+            raise UsageError(f"blend must be 'uniform' or 'smooth', got {self.blend!r}")
         if self.bands is not None and (not self.bands or min(self.bands) < 1):
-            raise ValueError(f"bands are 1-based band numbers, got {self.bands}")
+            raise UsageError(f"bands are 1-based band numbers, got {self.bands}")
         if self.scale is not None and self.scale == 0:
-            raise ValueError("scale must not be 0")
+            raise UsageError("scale must not be 0")
 
 
 class TorchBackend:
@@ -128,7 +128,7 @@ def load_backend(
         model, config = load_run(run_dir, device)
         return TorchBackend(model, device), config
     if kind != "onnx":
-        raise ValueError(f"backend must be 'torch' or 'onnx', got {kind!r}")
+        raise UsageError(f"backend must be 'torch' or 'onnx', got {kind!r}")
     config = load_config(run_dir / CONFIG_NAME)
     onnx_path = run_dir / run_layout.ONNX
     if not onnx_path.is_file():

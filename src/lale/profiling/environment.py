@@ -16,7 +16,7 @@ from importlib import metadata
 
 import torch
 
-from lale.errors import UnavailableError
+from lale.errors import UnavailableError, UsageError
 
 __all__ = [
     "DeviceUnavailableError",
@@ -48,9 +48,12 @@ def resolve_device(device: str | torch.device) -> torch.device:
     Raises:
         DeviceUnavailableError: CUDA was requested but is unavailable, or the index is too high;
             the message is one line, fit for a command-line error.
-        ValueError: ``device`` is not a valid device string, or is a type lale does not time.
+        UsageError: ``device`` is not a valid device string, or is a type lale does not time.
     """
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except RuntimeError as err:  # torch's own message for a device type it does not know
+        raise UsageError(f"unsupported device {str(device)!r} ({err})") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise DeviceUnavailableError(
@@ -63,7 +66,7 @@ def resolve_device(device: str | torch.device) -> torch.device:
                 "CUDA device(s) are visible"
             )
     elif dev.type != "cpu":
-        raise ValueError(f"unsupported device {str(device)!r}; use 'cpu' or 'cuda[:N]'")
+        raise UsageError(f"unsupported device {str(device)!r}; use 'cpu' or 'cuda[:N]'")
     return dev
 
 

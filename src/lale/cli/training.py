@@ -6,16 +6,15 @@ import json
 import logging
 import warnings
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
-from lale.cli_common import fail
-from lale.errors import DataError
-from lale.models.registry import UnknownModelError
-from lale.runs import RunError
+from lale.cli._common import add_command, fail, progress_bar, stdout
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def _model_args(items: list[str] | None) -> dict[str, Any]:
@@ -109,11 +108,11 @@ def train_command(
 ) -> None:
     """Train a model on an ARAS400k-layout dataset (the ARAS400k recipe by default)."""
     from lale.recipe import Recipe
-    from lale.training.run import TrainingError, TrainOptions, train
+    from lale.training.run import TrainOptions, train
     from lale.training.run import resume as resume_run
 
     _quiet_lightning()
-    console = Console()
+    console = stdout()
     hardware: dict[str, Any] = {
         "workers": workers,
         "accelerator": accelerator,
@@ -123,40 +122,37 @@ def train_command(
         "progress": progress,
         "max_steps": max_steps,
     }
-    try:
-        if resume is not None:
-            result = resume_run(resume, epochs, hardware, say=console.print)
-        else:
-            if data is None or out is None:
-                raise fail("give --data and --out (or --resume RUN_DIR)")
-            auto, weights = _weights(class_weights)
-            recipe = Recipe(
-                lr=lr,
-                batch_size=batch_size,
-                epochs=epochs or 20,
-                loss=loss,
-                class_weights=weights,
-                crop_size=crop_size,
-                early_stopping=early_stopping,
-            )
-            options = TrainOptions(
-                data=data,
-                out=out,
-                model=model,
-                model_kwargs=_model_args(model_arg),
-                schema=schema,
-                recipe=recipe,
-                class_weights=auto,
-                seed=seed,
-                precision=precision,
-                checkpoint_every=checkpoint_every,
-                init=init,
-                strict=strict,
-                **hardware,
-            )
-            result = train(options, say=console.print)
-    except (TrainingError, RunError, DataError, UnknownModelError) as err:
-        raise fail(str(err), 1) from None
+    if resume is not None:
+        result = resume_run(resume, epochs, hardware, say=console.print)
+    else:
+        if data is None or out is None:
+            raise fail("give --data and --out (or --resume RUN_DIR)")
+        auto, weights = _weights(class_weights)
+        recipe = Recipe(
+            lr=lr,
+            batch_size=batch_size,
+            epochs=epochs or 20,
+            loss=loss,
+            class_weights=weights,
+            crop_size=crop_size,
+            early_stopping=early_stopping,
+        )
+        options = TrainOptions(
+            data=data,
+            out=out,
+            model=model,
+            model_kwargs=_model_args(model_arg),
+            schema=schema,
+            recipe=recipe,
+            class_weights=auto,
+            seed=seed,
+            precision=precision,
+            checkpoint_every=checkpoint_every,
+            init=init,
+            strict=strict,
+            **hardware,
+        )
+        result = train(options, say=console.print)
     _summary(console, result)
 
 
@@ -175,28 +171,23 @@ def evaluate_command(
     ] = False,
 ) -> None:
     """Score a trained run on a split: OA, per-class and macro F1 / IoU / precision / recall."""
-    from rich.progress import Progress
-
     from lale.atomic import write_json_atomic
     from lale.training.evaluate import evaluate_run
     from lale.training.metrics import scores_table
 
-    console = Console()
-    try:
-        with Progress(console=Console(stderr=True), transient=True) as bar:
-            task = bar.add_task(f"evaluating {split}", total=None)
-            scores = evaluate_run(
-                run,
-                data,
-                split,
-                batch_size=batch_size,
-                device=device,
-                workers=workers,
-                strict=strict,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
-            )
-    except (RunError, DataError) as err:
-        raise fail(str(err), 1) from None
+    console = stdout()
+    with progress_bar() as bar:
+        task = bar.add_task(f"evaluating {split}", total=None)
+        scores = evaluate_run(
+            run,
+            data,
+            split,
+            batch_size=batch_size,
+            device=device,
+            workers=workers,
+            strict=strict,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
     console.print(scores_table(scores, title=f"{scores['model']} on {escape(str(data))} / {split}"))
     target = json_path or run / f"eval_{split}.json"
     write_json_atomic(target, scores)
@@ -204,6 +195,6 @@ def evaluate_command(
 
 
 def register(app: typer.Typer) -> None:
-    """Add the training commands to the ``lale`` app."""
-    app.command("train")(train_command)
-    app.command("evaluate")(evaluate_command)
+    """Add ``lale train`` and ``lale evaluate`` to ``app``."""
+    add_command(app, "train", train_command)
+    add_command(app, "evaluate", evaluate_command)

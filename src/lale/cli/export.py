@@ -6,13 +6,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
-from lale.cli_common import EXIT_FAILURE, fail
-from lale.errors import DataError
+from lale.cli._common import add_command, stdout
+from lale.errors import UnavailableError
 from lale.formatting import percent
-from lale.runs import RunError
 
 
 def _mb(size: int) -> str:
@@ -31,9 +29,8 @@ def _require_onnx() -> None:
         except ImportError:
             missing.append(module)
     if missing:
-        raise fail(
-            f"lale export needs {', '.join(missing)}: pip install onnx onnxruntime onnxscript",
-            EXIT_FAILURE,
+        raise UnavailableError(
+            f"lale export needs {', '.join(missing)}: pip install onnx onnxruntime onnxscript"
         )
 
 
@@ -71,15 +68,15 @@ def export_command(
     """Export a run to ONNX (dynamic batch, height, width), checked against PyTorch."""
     _require_onnx()
     from lale.inference.onnx.export import export_onnx
-    from lale.inference.onnx.io import DataUnavailableError, ExportError
+    from lale.inference.onnx.io import DataUnavailableError
     from lale.inference.onnx.quantize import compare_f1, quantize_int8
 
-    console = Console(soft_wrap=True)
-    say = console.print
-    try:
-        result = export_onnx(run, out, tolerance=tolerance, say=lambda m: say(escape(m)))
-    except (RunError, ExportError) as err:
-        raise fail(str(err), EXIT_FAILURE) from None
+    console = stdout()
+
+    def say(message: str) -> None:
+        console.print(message, soft_wrap=True)
+
+    result = export_onnx(run, out, tolerance=tolerance, say=lambda m: say(escape(m)))
     where = (
         "in one file"
         if result.external_data is None
@@ -98,10 +95,7 @@ def export_command(
     say(f"  worst {result.worst:.2e} < {result.tolerance:g}: ok")
     if not (int8 or int8_out is not None or int8_conv):
         return
-    try:
-        q = quantize_int8(result.path, int8_out, conv=int8_conv)
-    except ExportError as err:
-        raise fail(str(err), EXIT_FAILURE) from None
+    q = quantize_int8(result.path, int8_out, conv=int8_conv)
     say(
         f"int8: wrote {escape(str(q.path))}: {_mb(q.size_bytes)} "
         f"({q.size_bytes / q.fp32_size_bytes:.0%} of fp32), {'/'.join(q.ops)} weights; "
@@ -115,8 +109,6 @@ def export_command(
     except DataUnavailableError as err:
         say(f"int8 macro-F1 change not measured: {escape(str(err))}")
         return
-    except (RunError, DataError, ValueError) as err:
-        raise fail(str(err), EXIT_FAILURE) from None
     delta = "n/a" if change.delta is None else f"{change.delta * 100:+.2f} points"
     say(
         f"macro-F1 on {escape(str(change.data / change.split))} ({change.images} images): "
@@ -126,4 +118,4 @@ def export_command(
 
 def register(app: typer.Typer) -> None:
     """Add ``lale export`` to the ``lale`` app."""
-    app.command("export")(export_command)
+    add_command(app, "export", export_command)

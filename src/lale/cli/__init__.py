@@ -1,0 +1,53 @@
+"""The ``lale`` command line: one typer app whose commands stay thin and call the library.
+
+One module per command group (``models``: models, profile; ``data``: synth, prepare;
+``training``: train, evaluate; ``predict``; ``export``; ``demo``); what they share is in
+``_common``. Command modules import torch and the other heavy libraries inside the command
+functions, so ``lale --help`` and ``lale --version`` start without them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from lale import __version__
+from lale.cli import data, demo, export, models, predict, training
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="lale",
+    help="LALE: lightweight land-cover segmentation — models, efficiency profiling and more.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"lale {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version_callback, is_eager=True, help="Show the version."
+        ),
+    ] = False,
+) -> None:
+    """LALE: lightweight land-cover segmentation — models, efficiency profiling and more."""
+
+
+for _group in (models, demo, data, training, export, predict):
+    _group.register(app)
+
+
+def main() -> None:
+    """Run the ``lale`` command (the console-script entry point)."""
+    app()

@@ -1,0 +1,122 @@
+"""``lale synth`` and ``lale prepare``: thin commands over :mod:`lale.data`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from lale.cli._common import add_command, progress_bar, stdout
+from lale.errors import UnavailableError
+
+
+def synth_command(
+    out: Annotated[Path, typer.Argument(help="Dataset root to write ({split}/{images,masks}).")],
+    train: Annotated[int, typer.Option(min=0, help="Training patches.")] = 800,
+    val: Annotated[int, typer.Option(min=0, help="Validation patches.")] = 100,
+    test: Annotated[int, typer.Option(min=0, help="Test patches.")] = 100,
+    size: Annotated[int, typer.Option(min=32, help="Patch side in pixels.")] = 256,
+    seed: Annotated[int, typer.Option(min=0, help="Dataset seed (same seed, same bytes).")] = 0,
+    workers: Annotated[int, typer.Option(min=1, help="Processes to generate with.")] = 1,
+    mosaic: Annotated[
+        bool, typer.Option(help="Also write OUT/samples.png: 8 training patches and masks.")
+    ] = True,
+) -> None:
+    """Write procedurally generated Sentinel-2-like land-cover patches in the ARAS400k layout."""
+    from rich.table import Table
+
+    from lale.data.synthetic import generate_scene, patch_rng, save_mosaic, write_dataset
+
+    with progress_bar() as bar:
+        task = bar.add_task("generating patches", total=train + val + test)
+        summary = write_dataset(
+            out,
+            train=train,
+            val=val,
+            test=test,
+            size=size,
+            seed=seed,
+            workers=workers,
+            progress=lambda done, total: bar.update(task, completed=done),
+        )
+    table = Table(title=f"synthetic dataset {escape(str(out))} (seed {seed}, {size}²)")
+    table.add_column("class")
+    for split in summary.splits:
+        table.add_column(f"{split} ({summary.splits[split].count})", justify="right")
+    for k, name in enumerate(summary.class_names):
+        table.add_row(name, *(f"{s.fractions[k]:.1%}" for s in summary.splits.values()))
+    console = stdout()
+    console.print(table)
+    if mosaic and train > 0:
+        samples = [generate_scene(patch_rng(seed, "train", i), size) for i in range(min(8, train))]
+        save_mosaic(Path(out) / "samples.png", samples)
+        console.print(f"wrote {escape(str(Path(out) / 'samples.png'))}")
+
+
+def prepare_command(
+    out: Annotated[Path, typer.Argument(help="Dataset root to write (new or empty).")],
+    imagery: Annotated[
+        list[Path], typer.Option(help="Sentinel-2 GeoTIFF tile, or a folder of them; repeatable.")
+    ],
+    labels: Annotated[
+        list[Path], typer.Option(help="ESA WorldCover GeoTIFF, or a folder of them; repeatable.")
+    ],
+    patch: Annotated[int, typer.Option(min=1, help="Patch side in pixels.")] = 256,
+    bands: Annotated[
+        str,
+        typer.Option(
+            help="Band numbers in output order (4,3,2 = B04,B03,B02 of a B01… stack); "
+            "three → RGB PNG, else GeoTIFF."
+        ),
+    ] = "4,3,2",
+    split: Annotated[str, typer.Option(help="train,val,test fractions (sum 1).")] = "0.8,0.1,0.1",
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the block shuffle.")] = 0,
+    block: Annotated[int, typer.Option(min=1, help="Split blocks are BLOCK×BLOCK patches.")] = 8,
+    offset: Annotated[
+        str,
+        typer.Option(help="DN offset before /10000: auto (BOA_ADD_OFFSET tag, else 0) or an int."),
+    ] = "auto",
+) -> None:
+    """Cut Sentinel-2 GeoTIFF tiles and ESA WorldCover maps into ARAS400k-layout patches.
+
+    Labels are warped (nearest) onto each patch's grid; bands are scaled to 8 bits by ESA's
+    true-colour rule (reflectance 0–0.2 → 0–255). Whole BLOCK×BLOCK groups of patches go to one
+    split. Writes OUT/{train,val,test}/{images,masks}/ and OUT/prepare.json.
+    """
+    try:
+        from lale.data import prepare as prep
+    except ImportError as err:
+        raise UnavailableError(
+            f"lale prepare needs rasterio ({err}): pip install rasterio"
+        ) from None
+    from lale.data.bands import parse_bands
+
+    options = prep.PrepareOptions(
+        patch=patch,
+        bands=parse_bands(bands),
+        split=prep.parse_split(split),
+        seed=seed,
+        block=block,
+        offset=prep.parse_offset(offset),
+    )
+    with progress_bar() as bar:
+        task = bar.add_task("preparing patches", total=None)
+        summary = prep.prepare_dataset(
+            imagery,
+            labels,
+            out,
+            options,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    console = stdout()
+    console.print(prep.summary_table(summary))
+    console.print(prep.class_table(summary))
+    console.print(f"wrote {escape(str(summary.json_path))}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``lale synth`` and ``lale prepare`` to ``app``."""
+    add_command(app, "synth", synth_command)
+    add_command(app, "prepare", prepare_command)

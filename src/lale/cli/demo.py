@@ -1,0 +1,61 @@
+"""``lale demo``: a thin command over :mod:`lale.demo`."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+
+from lale.cli._common import add_command, stdout
+
+if TYPE_CHECKING:
+    from lale.demo import DemoConfig
+
+DEMO: DemoConfig | None = None
+"""What ``lale demo`` runs; ``None``: :class:`lale.demo.DemoConfig`'s defaults."""
+
+
+def demo_command(
+    out: Annotated[Path, typer.Option(help="Run directory (the dataset goes in OUT/data).")] = Path(
+        "runs/demo"
+    ),
+    seeds: Annotated[
+        int, typer.Option(min=1, help="Train this many seeds; report mean ± std.")
+    ] = 1,
+    minutes: Annotated[
+        float | None,
+        typer.Option(min=0.1, help="Wall-time cap of each training run [default: the demo's]."),
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """The main job: synthetic data → train lale_t → test → profile vs UPerNet and SegFormer."""
+    import torch
+
+    from lale.cli.training import _quiet_lightning
+    from lale.demo import DemoConfig, headline, run_demo
+    from lale.profiling import profile_table
+
+    _quiet_lightning()
+    console = stdout()
+    config = DEMO or DemoConfig()
+    if minutes is not None:
+        config = replace(config, minutes=minutes)
+    console.print(
+        f"[bold]lale demo[/] — {config.model} on synthetic land cover, then against "
+        f"{', '.join(config.rivals)} on this machine ({torch.get_num_threads()} threads)",
+        soft_wrap=True,
+    )
+    result = run_demo(out, config, seeds=seeds, progress=progress, say=console.print)
+    if result.profile is not None:
+        console.print(profile_table(result.profile))
+    for line in headline(result, config):
+        console.print(f"[bold]{escape(line)}[/]", soft_wrap=True)
+    console.print(f"report: {escape(str(out / 'report.md'))}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``lale demo`` to ``app``."""
+    add_command(app, "demo", demo_command)
