@@ -7,6 +7,7 @@ with ``lale train --resume RUN_DIR``; the weights, checkpoint, metrics and figur
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -23,7 +24,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from lale.data.dataset import scan_split
 from lale.data.io import read_mask
 from lale.data.schema import ClassSchema, load_schema
-from lale.errors import WorkFailedError
+from lale.errors import DataError, WorkFailedError
 from lale.recipe import Recipe, RunRecipe
 from lale.run_layout import CHECKPOINT, DATASET_SCHEMA, WEIGHTS
 from lale.runs import (
@@ -126,6 +127,18 @@ def resolve_schema(data: Path, schema: str | Path | None) -> ClassSchema:
     return load_schema(local if local.is_file() else "aras400k")
 
 
+def data_scaling(data: Path) -> str:
+    """The 8-bit rule ``lale prepare`` recorded in ``DATA/prepare.json`` (else ``"truecolor"``)."""
+    path = data / "prepare.json"
+    if not path.is_file():
+        return "truecolor"
+    try:
+        options = json.loads(path.read_text(encoding="utf-8")).get("options", {})
+    except (OSError, ValueError, AttributeError) as err:
+        raise DataError(path, f"unreadable ({err})") from None
+    return str(options.get("scaling", "truecolor"))
+
+
 def count_class_pixels(data: Path, schema: ClassSchema, split: str = "train") -> list[int]:
     """Pixels of each class over a split's masks (ignore pixels excluded)."""
     counts = np.zeros(schema.num_classes, np.int64)
@@ -195,6 +208,7 @@ def train(options: TrainOptions, say: Say = print) -> TrainResult:
         input_size=(recipe.crop_size, recipe.crop_size),
         recipe=_options_record(options, recipe),
         seed=options.seed,
+        scaling=data_scaling(options.data),
     )
     L.seed_everything(options.seed, workers=True, verbose=False)
     task = SegmentationTask(config.model, config.model_kwargs, schema, recipe, options.seed)
