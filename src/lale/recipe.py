@@ -83,13 +83,17 @@ class RunRecipe(Recipe):
     Attributes:
         data: Dataset root the run was trained on (``lale evaluate`` and quantisation default
             to it), or ``None``.
-        init: Run directory whose weights initialised this one, or ``None``.
+        init: Run directory or ``.safetensors`` file whose weights initialised this one, or
+            ``None``.
+        pretrained: The encoder started from its ImageNet weights (a record only: a run is
+            rebuilt from its own ``model.safetensors``, never from the hub).
         checkpoint_every: Steps between saves of the resumable state.
         strict: Mask colours outside the schema were errors instead of ignored pixels.
     """
 
     data: str | None = None
     init: str | None = None
+    pretrained: bool = False
     checkpoint_every: int = 50
     strict: bool = False
 

@@ -107,8 +107,20 @@ def train_command(
         ),
     ] = 0.5,
     init: Annotated[
-        Path | None, typer.Option(help="Initialise from this run directory (fine-tuning).")
+        Path | None,
+        typer.Option(
+            help="Initialise from this run directory, or from a .safetensors file of the same "
+            "architecture (fine-tuning)."
+        ),
     ] = None,
+    pretrained: Annotated[
+        bool,
+        typer.Option(
+            "--pretrained",
+            help="Baselines: start the encoder from its ImageNet weights (Hugging Face cache; "
+            "fetched if missing and online).",
+        ),
+    ] = False,
     model_arg: Annotated[
         list[str] | None, typer.Option(help="Model option key=value (repeatable).")
     ] = None,
@@ -176,6 +188,7 @@ def train_command(
             precision=precision,
             checkpoint_every=checkpoint_every,
             init=init,
+            pretrained=pretrained,
             strict=strict,
             max_unknown=max_unknown,
             **hardware,

@@ -3,14 +3,16 @@
 SMP architectures (``unet`` … ``upernet`` with an EfficientNet-B0 encoder, ``segformer`` with
 ``mit_b0``; any SMP encoder by name) and timm backbones under the SegFormer head (``deit3_small``
 and ``deit3_base`` under DPT, ``maxvit_tiny`` under U-Net),
-each wrapped in :class:`AnySize` and built with ``encoder_weights=None``. What each backbone
-needs to run at 256² and other sizes: docs/baselines.md.
+each wrapped in :class:`AnySize`; randomly initialised unless ``pretrained=True`` (ImageNet
+encoder weights from the local Hugging Face cache: :mod:`lale.models.pretrained`). What each
+backbone needs to run at 256² and other sizes: docs/baselines.md.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -127,21 +129,33 @@ def _reason(err: BaseException, arch: str) -> str:
     return (text.splitlines() or [type(err).__name__])[0][:200]
 
 
+def _hub_cache_only(pretrained: bool) -> AbstractContextManager[None]:
+    if not pretrained:
+        return nullcontext()
+    from lale.models.pretrained import cached_only
+
+    return cached_only()
+
+
 def build_baseline(
     num_classes: int = 7,
     in_channels: int = 3,
     *,
     arch: str,
     encoder_name: str,
+    pretrained: bool = False,
     **kwargs: Any,
 ) -> AnySize:
-    """Build an SMP architecture with a randomly initialised encoder, accepting any H, W.
+    """Build an SMP architecture, accepting any H, W.
 
     Args:
         num_classes: Logit channels.
         in_channels: Input bands (any number; SMP adapts the first convolution).
         arch: SMP architecture name (``"unet"``, ``"upernet"``, ``"dpt"``, ...).
         encoder_name: SMP encoder (``"resnet18"``, ``"mit_b0"``) or timm one (``"tu-..."``).
+        pretrained: Start the encoder from its ImageNet weights (SMP's ``"imagenet"``, timm's
+            default pretrained tag), found in or fetched into the Hugging Face cache first;
+            otherwise it is randomly initialised.
         **kwargs: Passed to the SMP model (decoder options; timm options for ``tu-`` encoders).
 
     Returns:
@@ -150,21 +164,30 @@ def build_baseline(
     Raises:
         ValueError: The encoder cannot serve this architecture (the message says why).
         ImportError: segmentation-models-pytorch / timm are not installed.
+        UsageError: ``pretrained`` for an encoder without published ImageNet weights.
+        UnavailableError: ``pretrained`` and the weights are neither cached nor fetchable.
     """
     smp = _import_smp()
     kwargs = dict(kwargs)
     if kwargs.pop("encoder_weights", None) is not None:
-        raise ValueError("lale builds baselines untrained: encoder_weights must be None")
+        raise ValueError("encoder_weights is not an option here: use pretrained=True")
+    weights: str | bool | None = None
+    if pretrained:
+        from lale.models.pretrained import ensure_cached
+
+        ensure_cached(encoder_name)
+        weights = True if encoder_name.startswith("tu-") else "imagenet"
     try:
         rules = _encoder_quirks(arch, encoder_name, kwargs)
-        model = smp.create_model(
-            arch,
-            encoder_name=encoder_name,
-            encoder_weights=None,
-            in_channels=in_channels,
-            classes=num_classes,
-            **kwargs,
-        )
+        with _hub_cache_only(weights is not None):
+            model = smp.create_model(
+                arch,
+                encoder_name=encoder_name,
+                encoder_weights=weights,
+                in_channels=in_channels,
+                classes=num_classes,
+                **kwargs,
+            )
     except _BUILD_ERRORS as err:
         raise ValueError(
             f"architecture {arch!r} cannot use encoder {encoder_name!r}: {_reason(err, arch)}; "

@@ -1,9 +1,10 @@
 """The model registry: every network lale can build, by name.
 
 Variants are data: a registry entry is a name, a builder and the keyword arguments that make
-the variant. ``create_model`` never touches the network (baselines are built with
-``encoder_weights=None``). This module imports no model module: the package's ``__init__``
-imports them after it, and they register their models on import.
+the variant. ``create_model`` builds randomly initialised networks and never touches the network
+unless asked for a baseline's ImageNet weights (``pretrained=True``). This module imports no
+model module: the package's ``__init__`` imports them after it, and they register their models
+on import.
 """
 
 from __future__ import annotations
@@ -111,16 +112,38 @@ def model_kwargs(name: str, **overrides: Any) -> dict[str, Any]:
     return kwargs
 
 
+def check_pretrained(name: str) -> None:
+    """Refuse ``pretrained`` for a model family that has no published ImageNet weights.
+
+    Raises:
+        UsageError: ``name`` is not a baseline (one line, pointing to ``--init``).
+    """
+    entry = get_entry(name)
+    if entry.family != "baseline":
+        raise UsageError(
+            f"{entry.name}: LALE has no published ImageNet weights, so --pretrained applies to "
+            "baselines only; start from a trained run or weights file with "
+            "--init RUN_DIR|FILE.safetensors"
+        )
+
+
 def create_model(
-    name: str, num_classes: int = 7, in_channels: int = 3, **overrides: Any
+    name: str,
+    num_classes: int = 7,
+    in_channels: int = 3,
+    *,
+    pretrained: bool = False,
+    **overrides: Any,
 ) -> nn.Module:
-    """Build a registered model, randomly initialised.
+    """Build a registered model, randomly initialised (or from ImageNet weights).
 
     Args:
         name: A name from :func:`list_models`; baselines accept ``"arch:encoder"``
             (e.g. ``"upernet:efficientnet-b0"``).
         num_classes: Number of output classes (logit channels).
         in_channels: Number of input bands.
+        pretrained: Baselines only: start the encoder from its ImageNet weights, taken from
+            the local Hugging Face cache (fetched first if missing and possible).
         **overrides: Keyword arguments merged over the variant's defaults; ``None`` is dropped.
 
     Returns:
@@ -128,7 +151,12 @@ def create_model(
 
     Raises:
         UnknownModelError: ``name`` is not registered (the message lists valid names).
+        UsageError: ``pretrained`` for a model without published ImageNet weights (LALE).
+        UnavailableError: ``pretrained`` and the weights are neither cached nor fetchable.
     """
     entry = get_entry(name)
     kwargs = model_kwargs(name, **overrides)
+    if pretrained:
+        check_pretrained(name)
+        kwargs["pretrained"] = True
     return entry.builder(num_classes=num_classes, in_channels=in_channels, **kwargs)

@@ -40,6 +40,8 @@ class SegmentationTask(L.LightningModule):
         schema: Class schema (classes, ignore index, image format).
         recipe: Optimisation settings.
         seed: Run seed.
+        pretrained: Start a baseline's encoder from its ImageNet weights (see
+            :func:`lale.models.create_model`).
     """
 
     def __init__(
@@ -49,10 +51,14 @@ class SegmentationTask(L.LightningModule):
         schema: ClassSchema,
         recipe: Recipe,
         seed: int = 0,
+        pretrained: bool = False,
     ) -> None:
         super().__init__()
         self.schema, self.recipe, self.seed = schema, recipe, seed
-        self.net = create_model(model, schema.num_classes, schema.image.channels, **model_kwargs)
+        channels = schema.image.channels
+        self.net = create_model(
+            model, schema.num_classes, channels, pretrained=pretrained, **model_kwargs
+        )
         self.loss_fn = build_loss(recipe.loss, recipe.class_weights, schema.ignore_index)
         self.train_transform = BatchTransform(schema.image, recipe.augment)
         names = list(schema.names)

@@ -24,6 +24,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from lale.data.folder import count_class_pixels, data_scaling, resolve_schema
 from lale.data.schema import ClassSchema
+from lale.models.pretrained import ensure_model_weights
 from lale.output_paths import check_output_dir
 from lale.recipe import Recipe, RunRecipe
 from lale.run_layout import CHECKPOINT, TEST_METRICS, WEIGHTS
@@ -82,7 +83,10 @@ class TrainOptions:
         strategy: Lightning strategy (``"auto"``, ``"ddp"``, ...).
         precision: Lightning precision; ``None``: ``"bf16-mixed"`` on GPU, else ``"32-true"``.
         checkpoint_every: Save the resumable state every this many steps (and each epoch).
-        init: Run directory whose weights initialise this model (fine-tuning).
+        init: Run directory, or a ``.safetensors`` file of this very architecture, whose
+            weights initialise this model (fine-tuning).
+        pretrained: Start a baseline's encoder from its ImageNet weights (cached or fetched
+            up front; a one-line error when neither works).
         strict: Mask colours outside the schema are errors instead of ignored pixels.
         progress: Show the progress bar.
         max_steps: Stop after this many steps (``-1``: no limit); for quick checks.
@@ -108,6 +112,7 @@ class TrainOptions:
     precision: str | None = None
     checkpoint_every: int = 50
     init: Path | None = None
+    pretrained: bool = False
     strict: bool = False
     progress: bool = True
     max_steps: int = -1
@@ -128,7 +133,15 @@ class TrainResult:
 
 
 def _init_from(task: SegmentationTask, run_dir: Path, say: Say) -> None:
-    """Copy every tensor of an earlier run whose name and shape match; report the rest."""
+    """Copy every tensor of an earlier run whose name and shape match; report the rest.
+
+    A ``.safetensors`` file instead of a run directory must match the model exactly (names
+    and shapes; a one-line error names the first that do not); it is never unpickled.
+    """
+    if run_dir.suffix == ".safetensors" and not run_dir.is_dir():
+        load_weights(task.net, run_dir)
+        say(f"--init {run_dir}: all {len(task.net.state_dict())} tensors taken")
+        return
     donor, config = load_run(run_dir)
     own = task.net.state_dict()
     taken = {k: v for k, v in donor.state_dict().items() if k in own and own[k].shape == v.shape}
@@ -153,6 +166,7 @@ def _options_record(options: TrainOptions, recipe: Recipe) -> RunRecipe:
         recipe,
         data=str(options.data),
         init=None if options.init is None else str(options.init),
+        pretrained=options.pretrained,
         checkpoint_every=options.checkpoint_every,
         strict=options.strict,
     )
@@ -178,6 +192,8 @@ def train(options: TrainOptions, say: Say = print) -> TrainResult:
     if leader:
         check_output_dir(out, create=False)
         claim_new(out, clear=False)
+    if options.pretrained:  # fail within seconds, before the data checks
+        ensure_model_weights(options.model, options.model_kwargs)
     schema = resolve_schema(options.data, options.schema)
     data = _data_module(options, schema, options.recipe)
     if leader:
@@ -198,7 +214,9 @@ def train(options: TrainOptions, say: Say = print) -> TrainResult:
         scaling=data_scaling(options.data),
     )
     L.seed_everything(options.seed, workers=True, verbose=False)
-    task = SegmentationTask(config.model, config.model_kwargs, schema, recipe, options.seed)
+    task = SegmentationTask(
+        config.model, config.model_kwargs, schema, recipe, options.seed, options.pretrained
+    )
     if options.init is not None:
         _init_from(task, options.init, say)
     with RunLock(out) if leader else nullcontext():
