@@ -36,8 +36,10 @@ from lale.profiling import (
 from lale.profiling.tables import format_number, format_ratio
 
 RESULTS = Path(__file__).resolve().parent / "results"
-LALE_VARIANTS = ("lale_t", "lale_s", "lale_b", "lale_l")
+LALE_VARIANTS = ("lale_s1", "lale_s2", "lale_t", "lale_s", "lale_b", "lale_l")
 ENCODERS = ("resnet18", "efficientnet-b0")
+#: The paper's smallest variant: the model every summary is about, unless --focus says otherwise.
+FOCUS = "lale_s1"
 #: Baselines in the same weight class as lale_t, always summarised against it when profiled.
 LIGHT_RIVALS = ("efficientvit_b0", "mobilenetv4_small", "mit_b0", "segformer", "fastvit_t8")
 #: Any other baseline up to this many parameters also counts as a light rival.
@@ -115,7 +117,35 @@ def rivals_markdown(run: ProfileRun, model: str) -> str:
     return "\n".join(lines) + "\n\n" + sentences + "\n"
 
 
-def report_markdown(run: ProfileRun, command: str, focus: str = "lale_t") -> str:
+def paper_markdown(run: ProfileRun, model: str) -> str:
+    """``model`` against every row of the paper's table that was profiled (ratios > 1: better)."""
+    from lale.profiling.paper import load_paper_table
+
+    rows = [row for row in load_paper_table().rows if row.model != model]
+    profiled = {p.name for p in run.profiles}
+    lines = [
+        "| paper row | model | params (M) | GMACs | img/s | "
+        f"{model} params ÷ | {model} GMACs ÷ | {model} throughput × | {model} latency × |",
+        "| --- | --- |" + " ---: |" * 7,
+    ]
+    for row in rows:
+        if row.model not in profiled or model not in profiled:
+            continue
+        p = run.get(row.model)
+        r = run.ratios(row.model)[model]
+        cells = [
+            row.label,
+            f"`{row.model}`",
+            format_number(p.params / 1e6),
+            format_number(p.gmacs),
+            format_number(p.throughput),
+            *(format_ratio(v) for v in (r.params, r.gmacs, r.throughput, r.latency)),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def report_markdown(run: ProfileRun, command: str, focus: str = FOCUS) -> str:
     """The full markdown report: context and table, then the two ``focus`` summaries."""
     reference = run.reference or "the reference"
     light = ", ".join(f"`{n}`" for n in light_rivals(run, focus)) or "none profiled"
@@ -136,6 +166,9 @@ def report_markdown(run: ProfileRun, command: str, focus: str = "lale_t") -> str
             "",
             ratio_summary(run, focus),
             "",
+            f"## {focus} vs the paper's rows (each ratio against that row)",
+            "",
+            paper_markdown(run, focus),
             f"## {focus} vs its light rivals ({light})",
             "",
             rivals_markdown(run, focus),
@@ -200,6 +233,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--encoders", nargs="*", default=list(ENCODERS))
     parser.add_argument("--models", nargs="+", default=None, help="default: see --list")
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
+    parser.add_argument("--focus", default=FOCUS, help="the model the summaries are about")
     parser.add_argument("--list", action="store_true", help="print the models and exit")
     return parser.parse_args(argv)
 
@@ -234,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = " ".join(["python benchmarks/efficiency.py", *(argv or sys.argv[1:])])
     written = [write_json(run, stem.with_suffix(".json"))]
     md = stem.with_suffix(".md")
-    md.write_text(report_markdown(run, command), encoding="utf-8")
+    md.write_text(report_markdown(run, command, args.focus), encoding="utf-8")
     written.append(md)
     png = plot(run, stem.with_suffix(".png"))
     if png is not None:
