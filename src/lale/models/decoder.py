@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lale.models.activations import StarReLU
-from lale.models.norms import RMSNorm2d
+from lale.models.activations import ActKind, activation
+from lale.models.norms import NormKind, norm2d
 
 
 class AllMLPDecoder(nn.Module):
@@ -25,16 +25,24 @@ class AllMLPDecoder(nn.Module):
         dim: Common projection width ``D``.
         num_classes: Output logit channels.
         dropout: Dropout probability before the classifier.
+        norm: Norm after the fuse layer (:data:`~lale.models.norms.NormKind`).
+        act: Activation after it (:data:`~lale.models.activations.ActKind`).
     """
 
     def __init__(
-        self, in_channels: Sequence[int], dim: int, num_classes: int, dropout: float = 0.1
+        self,
+        in_channels: Sequence[int],
+        dim: int,
+        num_classes: int,
+        dropout: float = 0.1,
+        norm: NormKind = "rms",
+        act: ActKind = "starrelu",
     ) -> None:
         super().__init__()
         self.projections = nn.ModuleList(nn.Conv2d(c, dim, 1) for c in in_channels)
         self.fuse = nn.Conv2d(dim * len(in_channels), dim, 1, bias=False)
-        self.norm = RMSNorm2d(dim)
-        self.act = StarReLU()
+        self.norm = norm2d(norm, dim)
+        self.act = activation(act)
         self.dropout = nn.Dropout2d(dropout)
         self.classifier = nn.Conv2d(dim, num_classes, 1)
 

@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lale.models.activations import StarReLU
+from lale.models.activations import ActKind, activation
 from lale.models.blocks import ConvMixerBlock, NormPosition, TransformerBlock
 from lale.models.decoder import AllMLPDecoder
-from lale.models.norms import RMSNorm2d
+from lale.models.norms import NormKind, norm2d
 from lale.models.padding import InputPadding, crop_to, pad_to_multiple
 from lale.models.registry import register_model
 
@@ -42,6 +42,9 @@ class LaleConfig:
         mlp_ratio: Hidden width of the transformer MLP, as a multiple of the stage width.
         drop_path_rate: Stochastic depth, rising linearly from 0 to this over all blocks.
         decoder_dropout: Dropout before the classifier.
+        norm: ``"rms"`` (RMSNorm everywhere, the paper's) or ``"classic"`` (BatchNorm on maps,
+            LayerNorm on tokens), for the norm-act ablation.
+        act: ``"starrelu"`` (the paper's) or ``"gelu"``.
     """
 
     dims: tuple[int, int, int, int]
@@ -54,6 +57,8 @@ class LaleConfig:
     mlp_ratio: float = 4.0
     drop_path_rate: float = 0.0
     decoder_dropout: float = 0.1
+    norm: NormKind = "rms"
+    act: ActKind = "starrelu"
 
     def __post_init__(self) -> None:
         for field_name in ("dims", "depths", "mixers"):
@@ -64,6 +69,10 @@ class LaleConfig:
         bad = [m for m in self.mixers if m not in ("conv", "attn")]
         if bad:
             raise ValueError(f"mixers must be 'conv' or 'attn', got {bad}")
+        if self.norm not in ("rms", "classic"):
+            raise ValueError(f"norm must be 'rms' or 'classic', got {self.norm!r}")
+        if self.act not in ("starrelu", "gelu"):
+            raise ValueError(f"act must be 'starrelu' or 'gelu', got {self.act!r}")
         for dim, mixer in zip(self.dims, self.mixers, strict=True):
             if mixer == "attn" and dim % self.head_dim != 0:
                 raise ValueError(f"attention stage width {dim} is not a multiple of head_dim")
@@ -76,11 +85,13 @@ class LaleConfig:
 class Stem(nn.Module):
     """Two 3×3 stride-2 convolutions to 1/4: ``C → d/2 → d`` with RMSNorm2d · StarReLU between."""
 
-    def __init__(self, in_channels: int, dim: int) -> None:
+    def __init__(
+        self, in_channels: int, dim: int, norm: NormKind = "rms", act: ActKind = "starrelu"
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, dim // 2, 3, stride=2, padding=1)
-        self.norm = RMSNorm2d(dim // 2)
-        self.act = StarReLU()
+        self.norm = norm2d(norm, dim // 2)
+        self.act = activation(act)
         self.conv2 = nn.Conv2d(dim // 2, dim, 3, stride=2, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -90,8 +101,8 @@ class Stem(nn.Module):
 class Downsample(nn.Sequential):
     """RMSNorm2d then a 3×3 stride-2 convolution between stages."""
 
-    def __init__(self, in_dim: int, out_dim: int) -> None:
-        super().__init__(RMSNorm2d(in_dim), nn.Conv2d(in_dim, out_dim, 3, stride=2, padding=1))
+    def __init__(self, in_dim: int, out_dim: int, norm: NormKind = "rms") -> None:
+        super().__init__(norm2d(norm, in_dim), nn.Conv2d(in_dim, out_dim, 3, stride=2, padding=1))
 
 
 class ConvStage(nn.Module):
@@ -100,7 +111,10 @@ class ConvStage(nn.Module):
     def __init__(self, dim: int, depth: int, cfg: LaleConfig, drop_path: Sequence[float]) -> None:
         super().__init__()
         self.blocks = nn.Sequential(
-            *(ConvMixerBlock(dim, cfg.kernel_size, cfg.conv_norm, dp) for dp in drop_path)
+            *(
+                ConvMixerBlock(dim, cfg.kernel_size, cfg.conv_norm, dp, cfg.norm, cfg.act)
+                for dp in drop_path
+            )
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -118,7 +132,10 @@ class AttentionStage(nn.Module):
         super().__init__()
         self.pos = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
         self.blocks = nn.Sequential(
-            *(TransformerBlock(dim, cfg.head_dim, cfg.mlp_ratio, dp) for dp in drop_path)
+            *(
+                TransformerBlock(dim, cfg.head_dim, cfg.mlp_ratio, dp, cfg.norm, cfg.act)
+                for dp in drop_path
+            )
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -140,13 +157,15 @@ class LaleEncoder(nn.Module):
         super().__init__()
         self.out_channels = tuple(cfg.dims)
         self.reductions = REDUCTIONS
-        self.stem = Stem(in_channels, cfg.dims[0])
+        self.stem = Stem(in_channels, cfg.dims[0], cfg.norm, cfg.act)
         rates = torch.linspace(0, cfg.drop_path_rate, sum(cfg.depths)).tolist()
         self.downsamples = nn.ModuleList()
         self.stages = nn.ModuleList()
         start = 0
         for i, (dim, depth, mixer) in enumerate(zip(cfg.dims, cfg.depths, cfg.mixers, strict=True)):
-            self.downsamples.append(nn.Identity() if i == 0 else Downsample(cfg.dims[i - 1], dim))
+            self.downsamples.append(
+                nn.Identity() if i == 0 else Downsample(cfg.dims[i - 1], dim, cfg.norm)
+            )
             stage_cls = AttentionStage if mixer == "attn" else ConvStage
             self.stages.append(stage_cls(dim, depth, cfg, rates[start : start + depth]))
             start += depth
@@ -186,7 +205,12 @@ class Lale(nn.Module):
         self.in_channels = in_channels
         self.encoder = LaleEncoder(in_channels, config)
         self.decoder = AllMLPDecoder(
-            self.encoder.out_channels, config.decoder_dim, num_classes, config.decoder_dropout
+            self.encoder.out_channels,
+            config.decoder_dim,
+            num_classes,
+            config.decoder_dropout,
+            config.norm,
+            config.act,
         )
         self.apply(_init_weights)
 

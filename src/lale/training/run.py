@@ -82,6 +82,7 @@ class TrainOptions:
         max_steps: Stop after this many steps (``-1``: no limit); for quick checks.
         max_minutes: Stop training after this much wall time (``None``: no limit); the run
             still validates, keeps its best weights and is tested.
+        callbacks: Extra Lightning callbacks (progress displays of a caller, ...).
     """
 
     data: Path
@@ -104,6 +105,7 @@ class TrainOptions:
     progress: bool = True
     max_steps: int = -1
     max_minutes: float | None = None
+    callbacks: tuple[L.Callback, ...] = ()
 
 
 @dataclass
@@ -218,7 +220,8 @@ def resume(
         run_dir: The run directory.
         epochs: New maximum number of epochs (to train longer than first planned).
         overrides: Hardware and data-loading options to change (``workers``, ``devices``,
-            ``accelerator``, ``num_nodes``, ``strategy``, ``progress``, ``max_steps``).
+            ``accelerator``, ``num_nodes``, ``strategy``, ``progress``, ``max_steps``,
+            ``max_minutes``, ``callbacks``).
 
     Raises:
         TrainingError: No resumable state in ``run_dir``.
@@ -280,10 +283,11 @@ def _fit(
         workers=options.workers,
         seed=options.seed,
         strict=options.strict,
+        samples_per_epoch=recipe.samples_per_epoch,
     )
     best = BestWeights(out)
     table = EpochTable(out)
-    callbacks: list[L.Callback] = [best, table]
+    callbacks: list[L.Callback] = [best, table, *options.callbacks]
     early = None
     if recipe.early_stopping > 0:
         early = EarlyStopping(
