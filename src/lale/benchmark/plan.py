@@ -187,7 +187,10 @@ ABLATIONS: dict[str, tuple[tuple[str, dict[str, Any]], ...]] = {
 def ablation_entries(
     name: str, model: str, base: dict[str, Any] | None = None
 ) -> tuple[Entry, ...]:
-    """The variants of ``model`` that ablation ``name`` compares (the paper's first).
+    """The variants of ``model`` that ablation ``name`` compares, the model's own setting first.
+
+    The first variant is the reference of the verdicts: the one that is ``model`` as registered
+    (e.g. ``D64`` for ``lale_t``'s decoder), else the paper's setting.
 
     Args:
         name: ``attention``, ``kernel``, ``norm-act`` or ``decoder``.
@@ -197,9 +200,19 @@ def ablation_entries(
     Raises:
         UsageError: Unknown ablation name.
     """
+    from lale.models.registry import model_kwargs
+
     if name not in ABLATIONS:
         raise UsageError(f"unknown ablation {name!r}; choose from {', '.join(ABLATIONS)}")
+    own = {**model_kwargs(model), **(base or {})}
+    variants = sorted(
+        ABLATIONS[name],
+        key=lambda v: not all(_same(own.get(k), x) for k, x in v[1].items()),
+    )  # stable: the paper's order otherwise
     return tuple(
-        Entry(f"{model}-{label}", model, {**(base or {}), **kwargs})
-        for label, kwargs in ABLATIONS[name]
+        Entry(f"{model}-{label}", model, {**(base or {}), **kwargs}) for label, kwargs in variants
     )
+
+
+def _same(a: Any, b: Any) -> bool:
+    return (list(a) if isinstance(a, tuple) else a) == (list(b) if isinstance(b, tuple) else b)
