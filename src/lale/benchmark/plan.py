@@ -110,6 +110,9 @@ class BenchmarkPlan:
         accelerator: Lightning accelerator.
         profile_size: Input side for GMACs and throughput.
         profile_batch: Batch of the CPU throughput measurement.
+        cap_minutes: Wall-time safety cap of every run besides the budget (``None``: none), for
+            jobs that must end in time, like ``lale demo``; ``results.json`` records the
+            steps each run actually made.
     """
 
     data: Path
@@ -124,6 +127,7 @@ class BenchmarkPlan:
     accelerator: str = "auto"
     profile_size: int = 256
     profile_batch: int = 8
+    cap_minutes: float | None = None
 
     def __post_init__(self) -> None:
         labels = [e.label for e in self.entries]

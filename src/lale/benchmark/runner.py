@@ -120,6 +120,7 @@ def _train_one(spec: RunSpec, plan: BenchmarkPlan, callback: _Progress, say: Say
 
     hooks = (callback, _Capture())
     budget, recipe = plan.budget, plan.train_recipe
+    minutes = budget.max_minutes if budget.max_minutes is not None else plan.cap_minutes
     state = run_state(spec.run_dir)
     if state == "restart":
         shutil.rmtree(spec.run_dir)
@@ -130,7 +131,7 @@ def _train_one(spec: RunSpec, plan: BenchmarkPlan, callback: _Progress, say: Say
             "accelerator": plan.accelerator,
             "progress": False,
             "max_steps": budget.max_steps,
-            "max_minutes": budget.max_minutes,
+            "max_minutes": minutes,
             "callbacks": hooks,
         }
         resume(spec.run_dir, overrides=hardware, say=say)
@@ -146,7 +147,7 @@ def _train_one(spec: RunSpec, plan: BenchmarkPlan, callback: _Progress, say: Say
             accelerator=plan.accelerator,
             progress=False,
             max_steps=budget.max_steps,
-            max_minutes=budget.max_minutes,
+            max_minutes=minutes,
             callbacks=hooks,
         )
         train(options, say=say)
