@@ -170,7 +170,12 @@ def train_runs(
 
     Raises:
         BenchmarkError: ``OUT`` holds runs of another data, budget or recipe.
+        UnknownModelError: A model name is not registered.
     """
+    from lale.models.registry import model_kwargs
+
+    for entry in plan.entries:  # unknown names fail here, before anything is written
+        model_kwargs(entry.model)
     plan.out.mkdir(parents=True, exist_ok=True)
     check_plan(plan)
     runs = plan.runs()

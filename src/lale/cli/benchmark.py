@@ -69,6 +69,7 @@ def benchmark_command(
         run_benchmark,
     )
     from lale.cli.training import _model_args, _quiet_lightning
+    from lale.models.registry import model_kwargs
     from lale.recipe import Recipe
 
     _quiet_lightning()
@@ -92,13 +93,15 @@ def benchmark_command(
         recipe = replace(recipe, lr=lr)
     if samples_per_epoch is not None:
         recipe = replace(recipe, samples_per_epoch=samples_per_epoch)
+    names = models or (",".join(chosen.models) if chosen else None)
+    if not names:
+        raise fail("give --models (comma-separated) or a --preset")
+    for entry in parse_models(names):
+        model_kwargs(entry.model)  # an unknown name fails before data is generated
     if data is None:
         if chosen is None or chosen.synthetic is None:
             raise fail("give --data (only --preset quick generates its own data)")
         data = ensure_synthetic(out / "data", chosen.synthetic)
-    names = models or (",".join(chosen.models) if chosen else None)
-    if not names:
-        raise fail("give --models (comma-separated) or a --preset")
     shared = _model_args(model_arg)
     entries = tuple(Entry(e.label, e.model, dict(shared)) for e in parse_models(names))
     if ablation is not None:
