@@ -148,6 +148,14 @@ def test_another_budget_in_the_same_folder_is_refused(bench: Path, data: Path) -
     assert "another budget" in result.stderr
 
 
+def test_a_step_budget_shorter_than_an_epoch_is_refused(
+    tiny_models: None, data: Path, tmp_path: Path
+) -> None:
+    result = _bench(data, tmp_path / "out", "--models=bench_lale", "--samples-per-epoch=40")
+    assert result.exit_code == 1, result.output
+    assert "3 steps are less than one epoch (10 steps)" in result.stderr
+
+
 def test_resume_after_kill_9_skips_finished_runs(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     args = ["benchmark", f"--data={data}", f"--out={out}", "--steps=30", *FAST]

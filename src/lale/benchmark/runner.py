@@ -100,13 +100,24 @@ class _Progress(L.Callback):
 
 
 def _steps_per_run(plan: BenchmarkPlan) -> float:
+    """Progress units of one run: optimizer steps, or seconds for a wall-clock budget.
+
+    Raises:
+        BenchmarkError: A step budget shorter than one epoch (no validation, so no weights).
+    """
     budget, recipe = plan.budget, plan.train_recipe
+    samples = recipe.samples_per_epoch or len(scan_split(plan.data, "train"))
+    per_epoch = math.ceil(samples / recipe.batch_size)
+    if budget.kind == "steps" and budget.amount < per_epoch:
+        raise BenchmarkError(
+            f"{budget.amount:g} steps are less than one epoch ({per_epoch} steps), so no run "
+            "would be validated and kept: lower --samples-per-epoch or raise --steps"
+        )
     if budget.kind == "steps":
         return budget.amount
     if budget.kind == "minutes":
         return budget.amount * 60
-    samples = recipe.samples_per_epoch or len(scan_split(plan.data, "train"))
-    return budget.amount * math.ceil(samples / recipe.batch_size)
+    return budget.amount * per_epoch
 
 
 def _train_one(spec: RunSpec, plan: BenchmarkPlan, callback: _Progress, say: Say) -> None:
