@@ -23,6 +23,7 @@ from lale.cli.export import register
 from lale.data.aras import ARAS400K
 from lale.data.synthetic import write_dataset
 from lale.inference.onnx import export as export_module
+from lale.inference.onnx import quantize as quantize_module
 from lale.inference.onnx.backend import OnnxBackend
 from lale.inference.onnx.export import check_dynamic, export_onnx
 from lale.inference.onnx.io import (
@@ -33,7 +34,7 @@ from lale.inference.onnx.io import (
     graph_dims,
     read_metadata,
 )
-from lale.inference.onnx.quantize import compare_f1, default_int8_path
+from lale.inference.onnx.quantize import compare_f1, default_int8_path, quantize_int8
 from lale.models.registry import create_model
 from lale.runs import RunConfig, load_run, save_run
 from lale.training.evaluate import evaluate_run
@@ -193,6 +194,28 @@ def test_metadata_describes_the_model(exported: Exported) -> None:
     assert config.model == "lale_t" and config.model_kwargs["dims"] == [32, 64, 128, 192]
     int8 = read_metadata(exported.int8)
     assert int8["quantization"].startswith("int8") and int8["class_names"] == meta["class_names"]
+
+
+def test_crash_while_writing_leaves_no_file(
+    exported: Exported, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that dies halfway (disk full) leaves neither a file nor a temporary one."""
+
+    def half_then_disk_full(proto: Any, path: Path, final: Path) -> None:
+        path.write_bytes(proto.SerializeToString()[:1000])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(quantize_module, "save_model", half_then_disk_full)
+    target = tmp_path / "crash" / "model.int8.onnx"
+    with pytest.raises(OSError, match="No space"):
+        quantize_int8(exported.fp32, target)
+    assert list(target.parent.iterdir()) == []
+    run = Path(shutil.copytree(exported.run, tmp_path / "run"))
+    monkeypatch.setattr(export_module, "_export_proto", lambda *a, **k: onnx.load(exported.fp32))
+    monkeypatch.setattr(export_module, "save_model", half_then_disk_full)
+    with pytest.raises(OSError, match="No space"):
+        export_onnx(run, shapes=[(1, 40, 50)])
+    assert not [p for p in run.iterdir() if ".onnx" in p.name]
 
 
 def test_int8_is_smaller_and_agrees(exported: Exported) -> None:

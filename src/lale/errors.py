@@ -30,6 +30,7 @@ __all__ = [
     "UnavailableError",
     "UsageError",
     "WorkFailedError",
+    "cause_text",
 ]
 
 EXIT_OK = 0
@@ -42,6 +43,29 @@ EXIT_INTERRUPTED = 130
 def one_line(text: object) -> str:
     """``text`` with every run of whitespace, newlines included, folded into one space."""
     return " ".join(str(text).split())
+
+
+_NO_DETAIL = "see previous exception for details"
+
+
+def cause_text(err: BaseException) -> str:
+    """``"Type: message"`` of ``err`` followed by the messages of its causes, on one line.
+
+    Walks ``__cause__`` / ``__context__`` (where rasterio keeps GDAL's own message behind a
+    "Read failed. See previous exception for details."), drops repeats and folds newlines.
+    """
+    parts: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        text = one_line(current)
+        vague = current is not err and text.lower().rstrip(".").endswith(_NO_DETAIL)
+        if text and not vague and all(text not in p for p in parts):
+            parts.append(text)
+        current = current.__cause__ or current.__context__
+    head = f"{type(err).__name__}: {parts[0]}" if parts else type(err).__name__
+    return "; ".join([head, *parts[1:]])
 
 
 class LaleError(Exception):

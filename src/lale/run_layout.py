@@ -18,6 +18,7 @@ __all__ = [
     "METRICS_CSV",
     "ONNX",
     "TEST_METRICS",
+    "UNKNOWN_COLOURS",
     "WEIGHTS",
     "run_files",
 ]
@@ -34,6 +35,8 @@ METRICS_CSV = "metrics.csv"
 """One row per epoch."""
 TEST_METRICS = "test_metrics.json"
 """Scores on the test split."""
+UNKNOWN_COLOURS = "unknown_colours.json"
+"""Mask pixels of colours or values not in the schema, per split and file (only if any)."""
 FIGURES = {
     "confusion": "confusion_matrix.png",
     "per_class": "per_class.png",

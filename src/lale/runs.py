@@ -263,9 +263,11 @@ def load_config(path: str | Path) -> RunConfig:
     if not isinstance(data, dict):
         raise RunError(path, f"expected a JSON object, got {type(data).__name__}")
     try:
-        return RunConfig.from_dict(data)
-    except (ValueError, TypeError) as err:
+        config = RunConfig.from_dict(data)
+        config.image_spec()  # the stored schema and normalisation must be usable too
+    except (ValueError, TypeError, KeyError) as err:
         raise RunError(path, str(err)) from err
+    return config
 
 
 def save_run(run_dir: str | Path, model: nn.Module, config: RunConfig) -> Path:
@@ -320,4 +322,8 @@ def load_run(
             config_path, f"model {config.model!r} needs a missing package ({err})"
         ) from err
     load_weights(model, weights_path)
+    if (classes := config.schema().num_classes) != config.num_classes:
+        raise RunError(
+            config_path, f"class schema has {classes} classes, the model {config.num_classes}"
+        )
     return model.to(device).eval(), config

@@ -67,6 +67,9 @@ def guarded(command: F) -> F:
     return run  # type: ignore[return-value]
 
 
-def add_command(app: typer.Typer, name: str, command: Callable[..., Any]) -> None:
-    """Register ``command`` on ``app`` as ``lale NAME``, behind the one error path."""
-    app.command(name)(guarded(command))
+def add_command(app: typer.Typer, name: str, command: Callable[..., Any], **options: Any) -> None:
+    """Register ``command`` on ``app`` as ``lale NAME``, behind the one error path.
+
+    ``options`` go to ``app.command`` (``epilog``, …).
+    """
+    app.command(name, **options)(guarded(command))

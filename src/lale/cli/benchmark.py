@@ -70,8 +70,10 @@ def benchmark_command(
     )
     from lale.cli.training import _model_args, _quiet_lightning
     from lale.models.registry import model_kwargs
+    from lale.output_paths import check_output_dir
     from lale.recipe import Recipe
 
+    check_output_dir(out, create=False)
     _quiet_lightning()
     console = stdout()
     chosen = PRESETS[preset] if preset else None

@@ -27,6 +27,9 @@ def synth_command(
     """Write procedurally generated Sentinel-2-like land-cover patches in the ARAS400k layout."""
     from rich.table import Table
 
+    from lale.output_paths import check_output_dir
+
+    check_output_dir(out)
     from lale.data.synthetic import generate_scene, patch_rng, save_mosaic, write_dataset
 
     with progress_bar() as bar:
@@ -83,8 +86,12 @@ def prepare_command(
 
     Labels are warped (nearest) onto each patch's grid; bands are scaled to 8 bits by ESA's
     true-colour rule (reflectance 0–0.2 → 0–255). Whole BLOCK×BLOCK groups of patches go to one
-    split. Writes OUT/{train,val,test}/{images,masks}/ and OUT/prepare.json.
+    split. Writes OUT/{train,val,test}/{images,masks}/ and OUT/prepare.json. Patches are written
+    atomically; an interrupted run resumes when rerun with the same inputs and options.
     """
+    from lale.output_paths import check_output_dir
+
+    check_output_dir(out, create=False)
     try:
         from lale.data import prepare as prep
     except ImportError as err:

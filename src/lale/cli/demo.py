@@ -36,7 +36,9 @@ def demo_command(
 
     from lale.cli.training import _quiet_lightning
     from lale.demo import DemoConfig, headline, run_demo
+    from lale.output_paths import check_output_dir
 
+    check_output_dir(out, create=False)
     _quiet_lightning()
     console = stdout()
     config = DEMO or DemoConfig()

@@ -65,7 +65,16 @@ def export_command(
         float, typer.Option(min=0.0, help="Largest accepted |ONNX - PyTorch| logit difference.")
     ] = 1e-4,
 ) -> None:
-    """Export a run to ONNX (dynamic batch, height, width), checked against PyTorch."""
+    """Export a run to ONNX (dynamic batch, height, width), checked against PyTorch.
+
+    Every file (the .onnx, its external weights, the int8 copy) is written under a temporary
+    name and renamed when complete and checked.
+    """
+    from lale.output_paths import check_output_file
+
+    for target in (out, int8_out):
+        if target is not None:
+            check_output_file(target)
     _require_onnx()
     from lale.inference.onnx.export import export_onnx
     from lale.inference.onnx.io import DataUnavailableError

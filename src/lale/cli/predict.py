@@ -26,6 +26,12 @@ if TYPE_CHECKING:
 _BAR_MIN_WINDOWS = 16  # scenes with fewer windows finish too fast for a progress bar
 
 
+def _listing(paths: list[Path], most: int = 20) -> str:
+    """``paths`` joined by commas; past ``most``, a count of the rest."""
+    shown = ", ".join(escape(str(p)) for p in paths[:most])
+    return shown + (f" … and {len(paths) - most} more" if len(paths) > most else "")
+
+
 def area_table(result: SceneResult) -> Table:
     """A rich table of one scene's classes: pixels, percent and km² where known."""
     from rich.table import Table
@@ -41,7 +47,12 @@ def area_table(result: SceneResult) -> Table:
 
 
 def predict_command(
-    inputs: Annotated[list[Path], typer.Argument(help="PNG, JPEG or GeoTIFF files.")],
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(
+            help="PNG, JPEG or GeoTIFF files, folders of them, or quoted glob patterns."
+        ),
+    ],
     run: Annotated[Path, typer.Option(help="Run directory (config.json, model.safetensors).")],
     out: Annotated[Path, typer.Option(help="Output folder.")],
     tile: Annotated[int, typer.Option(min=16, help="Window side fed to the model.")] = 256,
@@ -72,6 +83,13 @@ def predict_command(
     ] = None,
     offset: Annotated[float | None, typer.Option(help="Override the run's offset.")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar for large scenes.")] = True,
+    recursive: Annotated[
+        bool, typer.Option("--recursive", "-r", help="Look for images in subfolders too.")
+    ] = False,
+    skip_existing: Annotated[
+        bool,
+        typer.Option("--skip-existing", help="Skip inputs whose outputs are all in --out already."),
+    ] = False,
 ) -> None:
     """Predict whole scenes: class map, colour preview, area table (and confidence) per input.
 
@@ -81,8 +99,11 @@ def predict_command(
     overlapping by OVERLAP; memory is bounded by the batch, not the scene.
     """
     from lale.data.bands import parse_bands
-    from lale.inference.batch import Failure, predict_files
+    from lale.inference.batch import Failure, output_names, predict_files
+    from lale.inference.inputs import expand_inputs
     from lale.inference.predict import PredictOptions, load_backend, predict_scene
+    from lale.inference.scene_outputs import planned_outputs
+    from lale.output_paths import check_output_dir
     from lale.profiling.environment import resolve_device
 
     options = PredictOptions(
@@ -95,13 +116,25 @@ def predict_command(
         offset=offset,
         probabilities=probabilities,
     )
+    check_output_dir(out)
     model, config = load_backend(run, backend, resolve_device(device))
     if options.bands is not None and len(options.bands) != config.in_channels:
         raise fail(
             f"--bands gives {len(options.bands)} bands; the model takes {config.in_channels}"
         )
-
+    paths = expand_inputs(inputs, recursive)
+    base_names = dict(zip(paths, output_names(paths), strict=True))
     console = stdout()
+    skipped = []
+    if skip_existing:
+        for path, name in base_names.items():
+            if all(p.is_file() for p in planned_outputs(path, out, name, probabilities).values()):
+                skipped.append(path)
+    todo = [p for p in paths if p not in skipped]
+    count = f"{len(todo)} input{'s' if len(todo) != 1 else ''}"
+    console.print(f"{count}: {_listing(todo)}", soft_wrap=True)
+    if skipped:
+        console.print(f"skipped, outputs complete: {_listing(skipped)}", soft_wrap=True)
     bar = progress_bar(disable=not progress)
     tasks: dict[Path, TaskID] = {}
 
@@ -128,11 +161,11 @@ def predict_command(
             soft_wrap=True,
         )
 
-    def run_one(path: Path, name: str, cb: ProgressFn | None) -> SceneResult:
-        return predict_scene(path, out, model, config, options, name=name, progress=cb)
+    def run_one(path: Path, _name: str, cb: ProgressFn | None) -> SceneResult:
+        return predict_scene(path, out, model, config, options, name=base_names[path], progress=cb)
 
     with bar:
-        report = predict_files(list(inputs), run_one, advance, show)
+        report = predict_files(todo, run_one, advance, show)
     done, failed = len(report.results), len(report.failures)
     if failed:
         names = ", ".join(escape(f.input.name) for f in report.failures)

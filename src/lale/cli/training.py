@@ -12,9 +12,20 @@ import typer
 from rich.markup import escape
 
 from lale.cli._common import add_command, fail, progress_bar, stdout
+from lale.cli.schema import SCHEMA_EXAMPLE_JSON, SCHEMA_EXAMPLE_YAML
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+
+TRAIN_EPILOG = escape(
+    "Class schema files (--schema FILE): each class has a name and a mask colour ([r, g, b] or "
+    "#rrggbb) for colour masks, or a value for single-band masks; colours or values of no "
+    "class become the ignore label and are reported. Example JSON:\n\n"
+    + SCHEMA_EXAMPLE_JSON
+    + "\n\nExample YAML (index masks, 16-bit 4-band images scaled by 1/10000):\n\n"
+    + SCHEMA_EXAMPLE_YAML
+)
 
 
 def _model_args(items: list[str] | None) -> dict[str, Any]:
@@ -84,8 +95,20 @@ def train_command(
     early_stopping: Annotated[int, typer.Option(min=0, help="Patience; 0 disables.")] = 5,
     seed: Annotated[int, typer.Option(min=0, help="Run seed.")] = 0,
     schema: Annotated[
-        str | None, typer.Option(help="Class schema: aras400k, worldcover or a JSON file.")
+        str | None,
+        typer.Option(
+            help="Class schema: aras400k, worldcover or a .json/.yaml file (format below; "
+            "lale schema init DATA writes one) [DATA/schema.json, else aras400k]."
+        ),
     ] = None,
+    max_unknown: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Largest share of mask pixels with colours not in the schema, per split.",
+        ),
+    ] = 0.5,
     init: Annotated[
         Path | None, typer.Option(help="Initialise from this run directory (fine-tuning).")
     ] = None,
@@ -106,10 +129,13 @@ def train_command(
     strict: Annotated[
         bool, typer.Option("--strict", help="Unknown mask colours are errors.")
     ] = False,
-    max_steps: Annotated[int, typer.Option(help="Stop after N steps (-1: no limit).")] = -1,
+    max_steps: Annotated[
+        int, typer.Option(help="Stop after N steps (-1: no limit); validated and tested.")
+    ] = -1,
     progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
 ) -> None:
     """Train a model on an ARAS400k-layout dataset (the ARAS400k recipe by default)."""
+    from lale.output_paths import check_output_dir
     from lale.recipe import Recipe
     from lale.training.run import TrainOptions, train
     from lale.training.run import resume as resume_run
@@ -130,6 +156,7 @@ def train_command(
     else:
         if data is None or out is None:
             raise fail("give --data and --out (or --resume RUN_DIR)")
+        check_output_dir(out, create=False)  # before any work
         auto, weights = _weights(class_weights)
         recipe = Recipe(
             lr=lr,
@@ -154,6 +181,7 @@ def train_command(
             checkpoint_every=checkpoint_every,
             init=init,
             strict=strict,
+            max_unknown=max_unknown,
             **hardware,
         )
         result = train(options, say=console.print)
@@ -173,13 +201,24 @@ def evaluate_command(
     strict: Annotated[
         bool, typer.Option("--strict", help="Unknown mask colours are errors.")
     ] = False,
+    max_unknown: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=1.0, help="Largest tolerated share of unknown mask pixels (as train)."
+        ),
+    ] = 0.5,
 ) -> None:
     """Score a trained run on a split: OA, per-class and macro F1 / IoU / precision / recall."""
     from lale.atomic import write_json_atomic
+    from lale.output_paths import check_output_dir
     from lale.training.evaluate import evaluate_run
     from lale.training.metrics import scores_table
 
     console = stdout()
+    target = json_path or run / f"eval_{split}.json"
+    check_output_dir(target.parent, create=False)
+    if target.is_dir():
+        raise fail(f"--json {target}: is a folder")
     with progress_bar() as bar:
         task = bar.add_task(f"evaluating {split}", total=None)
         scores = evaluate_run(
@@ -190,15 +229,19 @@ def evaluate_command(
             device=device,
             workers=workers,
             strict=strict,
+            max_unknown=max_unknown,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     console.print(scores_table(scores, title=f"{scores['model']} on {escape(str(data))} / {split}"))
-    target = json_path or run / f"eval_{split}.json"
+    if scores.get("skipped_files"):
+        console.print(f"warning: {escape(scores['skipped_files'])}", soft_wrap=True)
+    if scores.get("unknown_mask_files"):
+        console.print(escape(scores["unknown_mask_summary"]), soft_wrap=True)
     write_json_atomic(target, scores)
     console.print(f"wrote {escape(str(target))}")
 
 
 def register(app: typer.Typer) -> None:
     """Add ``lale train`` and ``lale evaluate`` to ``app``."""
-    add_command(app, "train", train_command)
+    add_command(app, "train", train_command, epilog=TRAIN_EPILOG)
     add_command(app, "evaluate", evaluate_command)

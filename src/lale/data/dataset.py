@@ -26,7 +26,7 @@ from lale.data.io import (
     Window,
     check_image_info,
     is_geotiff,
-    read_image,
+    read_image_alpha,
     read_info,
     read_mask,
 )
@@ -39,6 +39,7 @@ __all__ = [
     "SegmentationDataset",
     "UnknownPixels",
     "scan_split",
+    "skipped_message",
 ]
 
 logger = logging.getLogger("lale.data")
@@ -69,40 +70,51 @@ class Pair:
     mask: Path
 
 
-def _files(folder: Path, suffixes: frozenset[str], what: str) -> dict[str, Path]:
-    """Stem → path of the sample files in ``folder``; anything unexpected is an error."""
+def _files(
+    folder: Path, suffixes: frozenset[str], what: str, skipped: list[Path] | None
+) -> dict[str, Path]:
+    """Stem → path of the sample files in ``folder``; other files go to ``skipped``."""
     if not folder.is_dir():
         raise DataError(folder, f"no {what} folder")
     found: dict[str, Path] = {}
-    odd: list[str] = []
     for p in sorted(folder.iterdir()):
-        name = p.name.lower()
-        if p.name.startswith(".") or name.endswith(_SIDECARS) or p.is_dir():
+        if p.name.lower().endswith(_SIDECARS) or p.is_dir():
             continue
-        if p.suffix.lower() not in suffixes:
-            odd.append(p.name)
+        if p.name.startswith(".") or p.suffix.lower() not in suffixes:
+            if skipped is not None:  # README.txt, .DS_Store, Thumbs.db, …
+                skipped.append(p)
         elif p.stem in found:
             raise DataError(p, f"same stem as {found[p.stem].name}; one file per sample")
         else:
             found[p.stem] = p
-    if odd:
-        kinds = ", ".join(sorted(suffixes))
-        raise DataError(folder, f"{len(odd)} files of unsupported type ({kinds}): {_names(odd)}")
     return found
 
 
-def scan_split(root: str | Path, split: str) -> list[Pair]:
+def skipped_message(skipped: Sequence[Path]) -> str:
+    """One line listing the files a scan skipped (empty when there are none)."""
+    if not skipped:
+        return ""
+    folders = sorted({str(p.parent) for p in skipped})
+    where = folders[0] if len(folders) == 1 else f"{len(folders)} folders"
+    names = _names([p.name for p in skipped])
+    return f"skipped {len(skipped)} files that are not images or masks in {where}: {names}"
+
+
+def scan_split(root: str | Path, split: str, skipped: list[Path] | None = None) -> list[Pair]:
     """The image/mask pairs of ``root/split``, sorted by name.
 
+    Files of other types (``README.txt``, ``.DS_Store``, ``Thumbs.db``, hidden files) are not
+    samples: they are appended to ``skipped`` (see :func:`skipped_message`) and left alone.
+
     Raises:
-        DataError: The split or one of its folders is missing or empty, holds unsupported
-            files, or has images without masks or masks without images (listed).
+        DataError: The split or one of its folders is missing or empty, or has images without
+            masks or masks without images (listed).
     """
     split_dir = Path(root) / split
     if not split_dir.is_dir():
         raise DataError(split_dir, f"no {split!r} split folder")
-    images = _files(split_dir / "images", IMAGE_SUFFIXES, "images")
-    masks = _files(split_dir / "masks", MASK_SUFFIXES, "masks")
+    images = _files(split_dir / "images", IMAGE_SUFFIXES, "images", skipped)
+    masks = _files(split_dir / "masks", MASK_SUFFIXES, "masks", skipped)
     if not images and not masks:
         raise DataError(split_dir, "empty split: no images and no masks")
     if lonely := sorted(set(images) - set(masks)):
@@ -202,7 +214,9 @@ class SegmentationDataset(Dataset[tuple[Tensor, Tensor]]):
         self.schema = load_schema(schema)
         self.mode: Mode = mode or ("train" if split == "train" else "eval")
         self.crop_size, self.strict, self.generator = crop_size, strict, generator
-        self.pairs = scan_split(self.root, split)
+        self.skipped: list[Path] = []
+        """Files in the split's folders that are not samples (see :func:`scan_split`)."""
+        self.pairs = scan_split(self.root, split, self.skipped)
         self._sizes: list[tuple[int, int] | None] = [None] * len(self.pairs)
         if check_headers:
             self._sizes = [self._check(i) for i in range(len(self.pairs))]
@@ -262,7 +276,7 @@ class SegmentationDataset(Dataset[tuple[Tensor, Tensor]]):
     def _read(self, index: int, window: Window | None) -> tuple[NDArray, NDArray[np.uint8]]:
         """Image and labels of sample ``index`` (within ``window``), unknown pixels recorded."""
         pair = self.pairs[index]
-        image = read_image(pair.image, self.schema.image, window)
+        image, opaque = read_image_alpha(pair.image, self.schema.image, window)
         # Masks are decoded whole (counting over the file) unless a GeoTIFF window suffices.
         whole = window is None or not is_geotiff(pair.mask) or window[2:] == self._size(index)
         mask = read_mask(pair.mask, self.schema, None if whole else window)
@@ -287,6 +301,8 @@ class SegmentationDataset(Dataset[tuple[Tensor, Tensor]]):
         if whole and window is not None:
             r, k, h, w = window
             labels = labels[r : r + h, k : k + w]
+        if opaque is not None and not opaque.all():  # transparent image pixels: no label
+            labels = np.where(opaque, labels, np.uint8(self.schema.ignore_index))
         return image, labels
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:

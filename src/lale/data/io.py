@@ -21,9 +21,9 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from lale.data.lut import unknown_examples
+from lale.data.lut import unknown_counts, unknown_examples
 from lale.data.schema import ClassSchema, ImageSpec
-from lale.errors import DataError
+from lale.errors import DataError, cause_text
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -35,7 +35,9 @@ __all__ = [
     "Window",
     "check_image_info",
     "is_geotiff",
+    "png16_array",
     "read_image",
+    "read_image_alpha",
     "read_info",
     "read_mask",
 ]
@@ -79,6 +81,7 @@ class ImageHeader:
         count: Bands in the file (a palette image has one).
         dtype: numpy name of the sample type.
         palette: Whether the single band indexes a colour palette (palette PNG).
+        alpha: Whether the last band is an alpha channel (``LA``/``RGBA`` PNG).
     """
 
     height: int
@@ -86,6 +89,7 @@ class ImageHeader:
     count: int
     dtype: str
     palette: bool = False
+    alpha: bool = False
 
 
 @dataclass(frozen=True)
@@ -96,11 +100,13 @@ class MaskData:
         labels: ``H×W`` uint8 class indices; ignore pixels hold the schema's ``ignore_index``.
         unknown: Pixels whose colour or value is not in the schema (declared no-label excluded).
         examples: Up to three of those unknown colours or values, as text.
+        top: The most frequent unknown colours or values with their pixel counts.
     """
 
     labels: NDArray[np.uint8]
     unknown: int
     examples: tuple[str, ...] = ()
+    top: tuple[tuple[str, int], ...] = ()
 
 
 def is_geotiff(path: str | Path) -> bool:
@@ -127,8 +133,7 @@ def _reading(path: Path, what: str) -> Iterator[None]:
     except DataError:
         raise
     except errors as err:
-        cause = f"; {err.__cause__}" if err.__cause__ is not None else ""  # GDAL's detail
-        raise DataError(path, f"unreadable {what} ({type(err).__name__}: {err}{cause})") from err
+        raise DataError(path, f"unreadable {what} ({cause_text(err)})") from err
 
 
 @contextmanager
@@ -145,6 +150,42 @@ def _tiff_info(src: Any) -> ImageHeader:
     return ImageHeader(src.height, src.width, src.count, np.dtype(src.dtypes[0]).name)
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_ALPHA = frozenset({4, 6})  # grey + alpha, RGB + alpha
+
+
+def _png16_type(path: Path) -> int | None:
+    """The PNG colour type of a 16-bit grey+alpha, RGB or RGBA PNG; ``None`` for anything else.
+
+    Pillow reads those as 8 bits (it keeps the high byte), so they are read through GDAL.
+    """
+    if path.suffix.lower() != ".png":
+        return None
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(26)
+    except OSError:
+        return None  # reported by the reader that follows
+    if len(head) < 26 or not head.startswith(_PNG_SIGNATURE) or head[12:16] != b"IHDR":
+        return None
+    depth, colour = head[24], head[25]
+    return colour if depth == 16 and colour in (2, 4, 6) else None
+
+
+def png16_array(path: str | Path, what: str = "image") -> NDArray[np.uint16] | None:
+    """A 16-bit colour PNG as an ``H×W×C`` uint16 array (alpha last); ``None`` if it is not one.
+
+    Raises:
+        DataError: The file cannot be decoded.
+    """
+    path = Path(path)
+    if _png16_type(path) is None:
+        return None
+    with _open_tiff(path, what) as src:
+        return np.asarray(src.read(), dtype=np.uint16).transpose(1, 2, 0)
+    raise AssertionError("unreachable")  # pragma: no cover - for type checkers
+
+
 def read_info(path: str | Path, what: str = "image") -> ImageHeader:
     """Size, band count and sample type from a file's header (the pixels are not decoded).
 
@@ -159,20 +200,29 @@ def read_info(path: str | Path, what: str = "image") -> ImageHeader:
     if is_geotiff(path):
         with _open_tiff(path, what) as src:
             return _tiff_info(src)
+    if (colour := _png16_type(path)) is not None:
+        with _open_tiff(path, what) as src:
+            return ImageHeader(
+                src.height, src.width, src.count, "uint16", alpha=colour in _PNG_ALPHA
+            )
     with _reading(path, what), Image.open(path) as im:
         if im.mode not in _PIL_MODES:
             raise DataError(path, f"unsupported {what} mode {im.mode!r}")
         count, dtype = _PIL_MODES[im.mode]
-        return ImageHeader(im.height, im.width, count, dtype, palette=im.mode == "P")
+        alpha = im.mode in ("LA", "PA", "RGBA")
+        return ImageHeader(im.height, im.width, count, dtype, im.mode == "P", alpha)
     raise AssertionError("unreachable")  # pragma: no cover - for type checkers
 
 
 def check_image_info(path: str | Path, info: ImageHeader, spec: ImageSpec) -> None:
     """Raise :class:`DataError` if an image's header does not match ``spec``.
 
-    A palette image counts as three-band RGB.
+    A palette image counts as three-band RGB; an alpha band is not counted when the schema
+    expects one band fewer (it is dropped, see :func:`read_image_alpha`).
     """
     count = 3 if info.palette else info.count
+    if info.alpha and count - 1 == spec.band_count:
+        count -= 1
     if count != spec.band_count:
         raise DataError(path, f"image has {count} bands but the schema expects {spec.band_count}")
     if spec.dtype is not None and info.dtype != spec.dtype:
@@ -185,6 +235,8 @@ def check_image_info(path: str | Path, info: ImageHeader, spec: ImageSpec) -> No
 
 def _pil_array(path: Path, what: str, palette_to_rgb: bool) -> tuple[NDArray[Any], Any]:
     """Decode a PNG/JPEG fully; returns the array (``H×W`` or ``H×W×C``) and its palette."""
+    if (deep := png16_array(path, what)) is not None:
+        return deep, None
     with _reading(path, what), Image.open(path) as im:
         im.load()
         if im.mode not in _PIL_MODES:
@@ -234,8 +286,10 @@ def read_image(
 ) -> NDArray[Any]:
     """An image as a ``C×H×W`` array in its own sample type, bands selected as ``spec`` says.
 
+    An alpha band (``LA``/``RGBA`` PNG) is dropped; :func:`read_image_alpha` also returns it.
+
     Args:
-        path: PNG, JPEG or GeoTIFF file. Palette PNGs are read as RGB.
+        path: PNG, JPEG or GeoTIFF file. Palette PNGs are read as RGB; 16-bit PNGs as uint16.
         spec: Band count, sample type and band selection to check and apply (default: 8-bit RGB).
         window: Only this ``(row, col, height, width)`` rectangle (read by window from GeoTIFFs).
 
@@ -243,21 +297,38 @@ def read_image(
         DataError: The file cannot be decoded (truncated, not an image), or its band count or
             sample type differs from ``spec``.
     """
+    return read_image_alpha(path, spec, window)[0]
+
+
+def read_image_alpha(
+    path: str | Path, spec: ImageSpec | None = None, window: Window | None = None
+) -> tuple[NDArray[Any], NDArray[np.bool_] | None]:
+    """:func:`read_image` and, for a PNG with an alpha band, where it is opaque (alpha > 0).
+
+    Returns:
+        ``(image, opaque)``; ``opaque`` is ``None`` when the file has no alpha band.
+    """
     path, spec = Path(path), spec or ImageSpec()
     bands = None if spec.bands is None else list(spec.bands)
     if is_geotiff(path):
-        return _tiff_read(path, "image", bands, window, lambda i: check_image_info(path, i, spec))
+        check = lambda i: check_image_info(path, i, spec)  # noqa: E731
+        return _tiff_read(path, "image", bands, window, check), None
     arr, _ = _pil_array(path, "image", palette_to_rgb=True)
     chw = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
     count, height, width = chw.shape
-    check_image_info(path, ImageHeader(height, width, count, chw.dtype.name), spec)
+    alpha = count in (2, 4) and count - 1 == spec.band_count
+    check_image_info(path, ImageHeader(height, width, count, chw.dtype.name, alpha=alpha), spec)
+    opaque = None
+    if alpha:
+        opaque, chw = chw[-1] > 0, chw[:-1]
     if bands is not None:
         chw = chw[[b - 1 for b in bands]]
     if window is not None:
         _check_window(window, height, width)
         r, c, h, w = window
         chw = chw[:, r : r + h, c : c + w]
-    return np.ascontiguousarray(chw)
+        opaque = None if opaque is None else opaque[r : r + h, c : c + w]
+    return np.ascontiguousarray(chw), opaque
 
 
 def read_mask(path: str | Path, schema: ClassSchema, window: Window | None = None) -> MaskData:
@@ -301,4 +372,5 @@ def read_mask(path: str | Path, schema: ClassSchema, window: Window | None = Non
         labels, unknown = schema.decode_values(arr)
         raw, declared = arr, schema.ignore_values
     examples = unknown_examples(raw, labels, ignore, declared) if unknown else []
-    return MaskData(np.ascontiguousarray(labels), unknown, tuple(examples))
+    top = unknown_counts(raw, labels, ignore, declared) if unknown else []
+    return MaskData(np.ascontiguousarray(labels), unknown, tuple(examples), tuple(top))

@@ -19,6 +19,7 @@ __all__ = [
     "decode_colors",
     "decode_palette",
     "decode_values",
+    "unknown_counts",
     "unknown_examples",
 ]
 
@@ -134,12 +135,44 @@ def unknown_examples(
         declared: Declared "no label" colours or values, which are not unknown.
         limit: How many to list.
     """
+    found = sorted(_unknown_encodings(mask, labels, ignore, declared))[:limit]
+    return [_text(k, np.asarray(mask).ndim == 3, hexa=False) for k in found]
+
+
+def unknown_counts(
+    mask: NDArray[Any],
+    labels: NDArray[np.uint8],
+    ignore: int,
+    declared: tuple[Any, ...],
+    limit: int = 5,
+) -> list[tuple[str, int]]:
+    """The ``limit`` most frequent unknown encodings in ``mask`` with their pixel counts.
+
+    Colours read ``"#rrggbb (r,g,b)"``, values as numbers; arguments as :func:`unknown_examples`.
+    """
+    found = _unknown_encodings(mask, labels, ignore, declared)
+    top = sorted(found.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+    return [(_text(k, np.asarray(mask).ndim == 3, hexa=True), n) for k, n in top]
+
+
+def _unknown_encodings(
+    mask: NDArray[Any], labels: NDArray[np.uint8], ignore: int, declared: tuple[Any, ...]
+) -> dict[Any, int]:
+    """Unknown colour keys (colour masks) or values with their pixel counts."""
     arr = np.asarray(mask)
     hit = labels == ignore
     if arr.ndim == 3:
-        keys = np.unique(color_keys(arr)[hit])
+        keys, counts = np.unique(color_keys(arr)[hit], return_counts=True)
         skip = {_key(c) for c in declared}
-        found = [int(k) for k in keys if int(k) not in skip][:limit]
-        return [f"({k >> 16},{(k >> 8) & 255},{k & 255})" for k in found]
-    vals = np.unique(arr[hit])
-    return [str(v.item()) for v in vals if v.item() not in set(declared)][:limit]
+        return {int(k): int(n) for k, n in zip(keys, counts, strict=True) if int(k) not in skip}
+    vals, counts = np.unique(arr[hit], return_counts=True)
+    skip_values = set(declared)
+    pairs = zip(vals, counts, strict=True)
+    return {v.item(): int(n) for v, n in pairs if v.item() not in skip_values}
+
+
+def _text(key: Any, colour: bool, hexa: bool) -> str:
+    if not colour:
+        return str(key)
+    rgb = f"({key >> 16},{(key >> 8) & 255},{key & 255})"
+    return f"#{key:06x} {rgb}" if hexa else rgb

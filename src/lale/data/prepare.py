@@ -3,16 +3,17 @@
 Each tile is cut into patches on its own grid, the labels are warped onto each patch's grid, the
 bands scaled to 8 bits, patches dropped for the first reason in ``DROP_REASONS`` that applies, and
 the rest split by spatial blocks; one window is read at a time. Output layout, drop rules and
-scaling: docs/design.md#preparation. ``OUT`` must be new or empty.
+scaling: docs/design.md#preparation. ``OUT`` must be new or empty, or hold a preparation of the
+same inputs and options that was interrupted: that one is resumed (patches are staged in
+``OUT/.staging`` with a journal of finished tiles; ``prepare.json`` is written, atomically, last).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -20,7 +21,8 @@ import numpy as np
 import rasterio
 from rasterio.crs import CRS
 
-from lale.data.prepare_cut import PatchBlock, cut_patches
+from lale.atomic import write_bytes_atomic, write_json_atomic
+from lale.data.prepare_cut import JOURNAL, PatchBlock, cut_patches
 from lale.data.prepare_summary import (
     DROP_REASONS,
     ImageryRecord,
@@ -67,6 +69,10 @@ RASTER_SUFFIXES = (".tif", ".tiff")
 """Files taken from an input directory."""
 GDAL_CACHE_MB = 256
 """GDAL block cache while cutting: enough for a row of 1024² tiles of a 10980-px scene."""
+STAGING = ".staging"
+"""Folder of ``OUT`` where patches wait for their split; removed when done."""
+PLAN = "plan.json"
+"""Inputs and options of the preparation in the staging folder, to check a resume against."""
 
 
 @dataclass(frozen=True)
@@ -212,7 +218,8 @@ def prepare_dataset(
     Args:
         imagery: Sentinel-2 GeoTIFF tiles, or directories of them (``.tif``/``.tiff``).
         labels: ESA WorldCover GeoTIFF maps (band 1), or directories of them.
-        out: Dataset root; must not exist yet or be empty.
+        out: Dataset root; new, empty, or an interrupted preparation of the same inputs and
+            options (resumed without losing or repeating a patch).
         options: Patch size, bands, split, seed, block size, DN offset, water limit.
         progress: Optional ``progress(done, total)`` callback over windows.
 
@@ -229,26 +236,60 @@ def prepare_dataset(
     image_paths = expand_inputs(imagery, "imagery")
     label_paths = expand_inputs(labels, "labels")
     root = Path(out)
-    if root.exists() and (not root.is_dir() or any(root.iterdir())):
-        raise DataError(root, "output exists and is not an empty directory")
+    staging = root / STAGING
+    plan = {
+        "imagery": [str(p.resolve()) for p in image_paths],
+        "labels": [str(p.resolve()) for p in label_paths],
+        "options": json.loads(json.dumps(asdict(options))),
+    }
+    _check_out(root, staging, plan)
     records, label_infos = _inspect(image_paths, label_paths, options)
     summary = PrepareSummary(out=root, options=options, imagery=records, labels=label_infos)
     summary.windows = sum(r.rows * r.cols for r in records)
-    staging = root / ".staging"
     for sub in ("images", "masks"):
         (staging / sub).mkdir(parents=True, exist_ok=True)
+        for stray in (staging / sub).glob(".*.tmp"):  # a write cut short by a kill
+            stray.unlink()
+    if not (staging / PLAN).is_file():
+        write_json_atomic(staging / PLAN, plan)
     # GDAL's block cache defaults to 5 % of RAM and fills up as a scene is read; a fixed cap
     # keeps memory independent of the scene (unless the user set GDAL_CACHEMAX).
     cache = {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": GDAL_CACHE_MB}
-    try:
-        with rasterio.Env(**cache):
-            blocks = cut_patches(records, label_paths, staging, summary, progress)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)  # leave ``out`` as it was: new or empty
-        raise
+    with rasterio.Env(**cache):  # on failure the staged patches stay for a resume
+        blocks = cut_patches(records, label_paths, staging, summary, progress)
     _distribute(root, staging, blocks, summary)
-    summary.json_path.write_text(json.dumps(summary.to_dict(), indent=2) + "\n")
+    text = json.dumps(summary.to_dict(), indent=2) + "\n"
+    write_bytes_atomic(summary.json_path, text.encode("utf-8"))
+    for name in (JOURNAL, PLAN):
+        (staging / name).unlink(missing_ok=True)
+    for sub in ("images", "masks"):
+        (staging / sub).rmdir()
+    staging.rmdir()
     return summary
+
+
+def _check_out(root: Path, staging: Path, plan: dict[str, object]) -> None:
+    """``root`` must be new, empty, or an interrupted preparation of the same ``plan``."""
+    if not root.exists() or (root.is_dir() and not any(root.iterdir())):
+        return
+    resumable = (
+        root.is_dir()
+        and (staging / PLAN).is_file()
+        and not (root / "prepare.json").exists()
+        and {p.name for p in root.iterdir()} <= {STAGING, *SPLITS}
+    )
+    if not resumable:
+        raise DataError(root, "output exists and is not an empty directory")
+    try:
+        before = json.loads((staging / PLAN).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        before = None
+    if before != plan:
+        raise DataError(
+            root,
+            "holds an interrupted preparation of other inputs or options; rerun it with "
+            "those to resume, or give a new or empty folder",
+        )
 
 
 def _distribute(
@@ -263,12 +304,9 @@ def _distribute(
     sizes = {key: len(b.names) for key, b in blocks.items()}
     for key, split in assign_splits(sizes, options.split, options.seed).items():
         for name in blocks[key].names:
-            os.replace(
-                staging / "images" / f"{name}.{ext}", root / split / "images" / f"{name}.{ext}"
-            )
-            os.replace(staging / "masks" / f"{name}.png", root / split / "masks" / f"{name}.png")
+            for sub, file in (("images", f"{name}.{ext}"), ("masks", f"{name}.png")):
+                target = root / split / sub / file
+                if (staging / sub / file).exists() or not target.exists():  # else moved before
+                    os.replace(staging / sub / file, target)
         summary.written[split] += sizes[key]
         summary.class_pixels[split] += blocks[key].pixels
-    for sub in ("images", "masks"):
-        (staging / sub).rmdir()
-    staging.rmdir()

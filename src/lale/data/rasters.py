@@ -26,7 +26,7 @@ from rasterio.transform import array_bounds
 from rasterio.warp import reproject, transform_bounds
 from rasterio.windows import Window
 
-from lale.errors import DataError, UsageError
+from lale.errors import DataError, UsageError, cause_text
 
 Bounds = tuple[float, float, float, float]
 """``(left, bottom, right, top)`` in some CRS."""
@@ -56,7 +56,7 @@ def open_raster(path: Path) -> DatasetReader:
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             return rasterio.open(path)
     except (RasterioError, OSError) as err:
-        raise DataError(path, f"unreadable raster ({err})") from None
+        raise DataError(path, f"unreadable raster ({cause_text(err)})") from None
 
 
 def band_offsets(src: DatasetReader, bands: Sequence[int], offset: int | None) -> tuple[int, ...]:

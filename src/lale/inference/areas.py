@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -181,6 +182,13 @@ class AreaTable:
                 row["km2"] = f"{row['km2']:.6f}"
             writer.writerow(row)
         return buf.getvalue()
+
+    def to_json(self, **context: Any) -> str:
+        """:meth:`to_dict` as indented UTF-8 JSON text (NaN and infinities refused)."""
+        return (
+            json.dumps(self.to_dict(**context), indent=2, ensure_ascii=False, allow_nan=False)
+            + "\n"
+        )
 
     def write(self, csv_path: Path, json_path: Path, context: Mapping[str, Any]) -> None:
         """Write the CSV and JSON tables (atomically)."""

@@ -234,27 +234,25 @@ def predict_scene(
                 outputs.write(row, classes, confidence)
             if counter.valid_pixels == 0:
                 raise DataError(path, "every pixel is no-data; nothing to predict")
+            table = counter.table(schema.names, method)
+            context = {
+                "input": str(path),
+                "height": scene.height,
+                "width": scene.width,
+                "crs": None if scene.crs is None else scene.crs.to_string(),
+                "transform": list(scene.transform)[:6] if scene.crs is not None else None,
+                "model": config.model,
+                "input_plan": plan.description,
+                "tile": options.tile,
+                "overlap": options.overlap,
+                "blend": options.blend,
+            }
+            outputs.add_file("areas_csv", table.to_csv().encode("utf-8"))
+            outputs.add_file("areas_json", table.to_json(**context).encode("utf-8"))
             files = outputs.commit()
         except BaseException:
             outputs.abort()
             raise
-    table = counter.table(schema.names, method)
-    files["areas_csv"], files["areas_json"] = (
-        out_dir / f"{name}_areas.{s}" for s in ("csv", "json")
-    )
-    context = {
-        "input": str(path),
-        "height": scene.height,
-        "width": scene.width,
-        "crs": None if scene.crs is None else scene.crs.to_string(),
-        "transform": list(scene.transform)[:6] if scene.crs is not None else None,
-        "model": config.model,
-        "input_plan": plan.description,
-        "tile": options.tile,
-        "overlap": options.overlap,
-        "blend": options.blend,
-    }
-    table.write(files["areas_csv"], files["areas_json"], context)
     return SceneResult(
         input=path,
         outputs=files,

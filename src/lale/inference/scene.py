@@ -23,9 +23,9 @@ from rasterio.enums import ColorInterp
 from rasterio.errors import RasterioError
 from rasterio.windows import Window as RioWindow
 
-from lale.data.io import PIL_READ_ERRORS
+from lale.data.io import PIL_READ_ERRORS, png16_array
 from lale.data.rasters import band_offsets, open_raster, read_image_window
-from lale.errors import DataError
+from lale.errors import DataError, cause_text
 from lale.inference.tiling import Window
 
 __all__ = [
@@ -106,7 +106,7 @@ class RasterScene(Scene):
         try:
             return read_image_window(self.src, list(bands), RioWindow(c, r, w, h))
         except RasterioError as err:
-            raise DataError(self.path, f"unreadable window {window} ({err})") from None
+            raise DataError(self.path, f"unreadable window {window} ({cause_text(err)})") from None
 
     def dn_offsets(self, bands: Sequence[int]) -> tuple[int, ...]:
         return band_offsets(self.src, bands, None)
@@ -121,11 +121,13 @@ class PictureScene(Scene):
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            with Image.open(path) as im:
-                im.load()
-                arr = np.asarray(_plain_mode(im))
+            arr = png16_array(path)  # 16-bit colour PNGs, which Pillow cuts to 8 bits
+            if arr is None:
+                with Image.open(path) as im:
+                    im.load()
+                    arr = np.asarray(_plain_mode(im))
         except (*PIL_READ_ERRORS, Image.DecompressionBombError) as err:
-            raise DataError(path, f"unreadable image ({type(err).__name__}: {err})") from None
+            raise DataError(path, f"unreadable image ({cause_text(err)})") from None
         if arr.dtype.byteorder == ">":
             arr = arr.astype(arr.dtype.newbyteorder("="))
         chw = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)

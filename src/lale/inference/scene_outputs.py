@@ -11,8 +11,10 @@ softmax is at least ``1/K``, so 0 never occurs in a valid pixel) and writes:
 - for PNG/JPEG inputs, ``NAME_classes.png`` (palette) and ``NAME_confidence.png`` (greyscale).
 
 GeoTIFF rows are buffered and written in whole 256-row block bands, so no compressed block is
-ever written twice. Every file is written under a hidden temporary name and renamed into place
-by :meth:`SceneOutputs.commit`; :meth:`SceneOutputs.abort` removes them.
+ever written twice. Every file, the area tables added with :meth:`SceneOutputs.add_file`
+included, is written under a hidden temporary name, synced, and renamed into place only when all
+of them are complete (:meth:`SceneOutputs.commit`); :meth:`SceneOutputs.abort` removes them. A
+crash therefore leaves a scene's outputs all there or none under their final names.
 """
 
 from __future__ import annotations
@@ -31,10 +33,11 @@ from PIL import Image
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window as RioWindow
 
+from lale.atomic import staged_path
 from lale.data.schema import ClassSchema
-from lale.inference.scene import OUTPUT_BLOCK, PictureScene, Scene
+from lale.inference.scene import OUTPUT_BLOCK, PICTURE_SUFFIXES, PictureScene, Scene
 
-__all__ = ["CLASS_NODATA", "CONFIDENCE_NODATA", "SceneOutputs"]
+__all__ = ["CLASS_NODATA", "CONFIDENCE_NODATA", "SceneOutputs", "planned_outputs"]
 
 CLASS_NODATA = 255
 """Class-map value of no-data pixels."""
@@ -44,6 +47,45 @@ CONFIDENCE_NODATA = 0
 
 def _temporary(path: Path) -> Path:
     return path.with_name(f".{path.name}.part")
+
+
+def _sync(path: Path) -> None:
+    with open(path, "rb+") as fh:
+        os.fsync(fh.fileno())
+
+
+def planned_outputs(
+    path: Path, out_dir: Path, name: str, confidence: bool = False
+) -> dict[str, Path]:
+    """The files predicting ``path`` under base ``name`` writes into ``out_dir``, by kind."""
+    if path.suffix.lower() in PICTURE_SUFFIXES:
+        kinds = {"classes": "classes.png", "confidence": "confidence.png"}
+    else:
+        kinds = {"classes": "classes.tif", "preview": "preview.png"}
+        kinds["confidence"] = "confidence.tif"
+    if not confidence:
+        del kinds["confidence"]
+    kinds |= {"areas_csv": "areas.csv", "areas_json": "areas.json"}
+    return {kind: out_dir / f"{name}_{suffix}" for kind, suffix in kinds.items()}
+
+
+class _Bytes:
+    """A file whose content is known at once: staged now, renamed on commit."""
+
+    def __init__(self, path: Path, data: bytes) -> None:
+        self.path, self.tmp = path, staged_path(path)
+        try:
+            with open(self.tmp, "wb") as fh:
+                fh.write(data)
+        except BaseException:
+            self.abort()
+            raise
+
+    def finish(self) -> None:
+        _sync(self.tmp)
+
+    def abort(self) -> None:
+        self.tmp.unlink(missing_ok=True)
 
 
 def _palette(schema: ClassSchema) -> NDArray[np.uint8]:
@@ -111,10 +153,9 @@ class _TiffRows:
         self.pending = [block[n:]] if n < len(block) else []
         self.start += n
 
-    def commit(self) -> Path:
+    def finish(self) -> None:
         self.dst.close()
-        os.replace(self.tmp, self.path)
-        return self.path
+        _sync(self.tmp)
 
     def abort(self) -> None:
         self.dst.close()
@@ -144,7 +185,7 @@ class _PngRows:
         r0 = (row + first) // self.step
         self.image[r0 : r0 + len(kept)] = kept
 
-    def commit(self) -> Path:
+    def finish(self) -> None:
         im = Image.fromarray(self.image)  # 2-D uint8: mode "L"
         if self.palette is not None:
             im = im.convert("P")
@@ -152,8 +193,7 @@ class _PngRows:
             im.save(self.tmp, format="PNG", transparency=CLASS_NODATA, optimize=False)
         else:
             im.save(self.tmp, format="PNG")
-        os.replace(self.tmp, self.path)
-        return self.path
+        _sync(self.tmp)
 
     def abort(self) -> None:
         self.tmp.unlink(missing_ok=True)
@@ -183,29 +223,27 @@ class SceneOutputs:
         out_dir.mkdir(parents=True, exist_ok=True)
         pal = _palette(schema)
         h, w = scene.height, scene.width
-        self.files: dict[str, _TiffRows | _PngRows] = {}
+        self.planned = planned_outputs(scene.path, out_dir, name, confidence)
+        self.files: dict[str, _TiffRows | _PngRows | _Bytes] = {}
         self.confidence = confidence
+        target = self.planned
         try:
             if isinstance(scene, PictureScene):
-                self.files["classes"] = _PngRows(
-                    out_dir / f"{name}_classes.png", h, w, pal, CLASS_NODATA
-                )
+                self.files["classes"] = _PngRows(target["classes"], h, w, pal, CLASS_NODATA)
                 if confidence:
                     self.files["confidence"] = _PngRows(
-                        out_dir / f"{name}_confidence.png", h, w, None, CONFIDENCE_NODATA
+                        target["confidence"], h, w, None, CONFIDENCE_NODATA
                     )
                 return
             tags = {"classes": json.dumps(list(schema.names)), "schema": schema.name}
-            self.files["classes"] = _TiffRows(
-                out_dir / f"{name}_classes.tif", scene, CLASS_NODATA, pal, tags
-            )
+            self.files["classes"] = _TiffRows(target["classes"], scene, CLASS_NODATA, pal, tags)
             self.files["preview"] = _PngRows(
-                out_dir / f"{name}_preview.png", h, w, pal, CLASS_NODATA, preview_size
+                target["preview"], h, w, pal, CLASS_NODATA, preview_size
             )
             if confidence:
                 tags = {"confidence": "round(255 * max softmax probability)"}
                 self.files["confidence"] = _TiffRows(
-                    out_dir / f"{name}_confidence.tif", scene, CONFIDENCE_NODATA, None, tags
+                    target["confidence"], scene, CONFIDENCE_NODATA, None, tags
                 )
         except BaseException:
             self.abort()
@@ -216,6 +254,8 @@ class SceneOutputs:
     ) -> None:
         """Write finished rows starting at scene ``row``."""
         for kind, sink in self.files.items():
+            if isinstance(sink, _Bytes):
+                continue
             if kind == "confidence":
                 if confidence is None:
                     raise ValueError("confidence rows are needed for the confidence map")
@@ -223,9 +263,28 @@ class SceneOutputs:
             else:
                 sink.write(row, classes)
 
+    def add_file(self, kind: str, data: bytes) -> None:
+        """Stage a file of the planned ``kind`` (``areas_csv``, ``areas_json``) with ``data``."""
+        self.files[kind] = _Bytes(self.planned[kind], data)
+
     def commit(self) -> dict[str, Path]:
-        """Move every file into place; returns them by kind."""
-        return {kind: sink.commit() for kind, sink in self.files.items()}
+        """Complete every file, then move them all into place; returns them by kind.
+
+        If anything fails, the temporary files and the files already moved are removed.
+        """
+        moved: list[Path] = []
+        try:
+            for sink in self.files.values():
+                sink.finish()
+            for sink in self.files.values():
+                os.replace(sink.tmp, sink.path)
+                moved.append(sink.path)
+        except BaseException:
+            self.abort()
+            for path in moved:
+                path.unlink(missing_ok=True)
+            raise
+        return {kind: sink.path for kind, sink in self.files.items()}
 
     def abort(self) -> None:
         """Remove every temporary file."""

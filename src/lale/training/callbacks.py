@@ -4,6 +4,8 @@
   few steps and after each validation, through :class:`AtomicCheckpointIO` (a temporary file in
   the same folder, renamed into place), so a crash leaves the previous one intact.
 * :class:`BestWeights` writes ``model.safetensors`` whenever validation macro-F1 improves.
+* :class:`StopOnSignal` turns SIGINT/SIGTERM into a checkpoint at the next batch boundary and
+  a prompt stop.
 * :class:`EpochTable` rewrites ``metrics.csv`` after each epoch from rows kept in its own state,
   which travels with the checkpoint: after a resume the table continues without gaps or
   duplicate epochs.
@@ -14,14 +16,19 @@ from __future__ import annotations
 import csv
 import io
 import math
+import signal
+import threading
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import lightning as L
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.trainer.states import TrainerFn
 
 from lale.atomic import write_bytes_atomic
+from lale.errors import WorkFailedError, cause_text
 from lale.run_layout import CHECKPOINT, METRICS_CSV, WEIGHTS
 from lale.training.module import MONITOR
 from lale.weights import save_weights
@@ -40,7 +47,60 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     ) -> None:
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)
-        write_bytes_atomic(Path(path), buffer.getvalue())
+        try:
+            write_bytes_atomic(Path(path), buffer.getvalue())
+        except OSError as err:  # a full disk, a lost mount: the previous checkpoint is intact
+            raise CheckpointWriteError(Path(path), err) from err
+
+
+class CheckpointWriteError(WorkFailedError):
+    """A checkpoint could not be written; the previous one (if any) is left as it was."""
+
+    def __init__(self, path: Path, err: OSError) -> None:
+        self.path = path
+        kept = "the previous checkpoint is kept" if path.exists() else "no checkpoint is kept"
+        super().__init__(f"{path}: could not write the checkpoint ({cause_text(err)}); {kept}")
+
+
+class SignalStop(Exception):
+    """Raised by :class:`StopOnSignal` once the resumable state is saved; names the signal."""
+
+
+class StopOnSignal(L.Callback):
+    """On SIGINT or SIGTERM, save the resumable state after the current batch and stop.
+
+    :meth:`install` replaces the two handlers (main thread only) until :meth:`restore`; the
+    handler only records the signal, and the next training batch boundary saves
+    ``checkpoints/last.ckpt`` and raises :class:`SignalStop`. A second signal stops at once.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / CHECKPOINT
+        self.received: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = signal.Signals(signum).name
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any
+    ) -> None:
+        if self.received is not None:
+            trainer.save_checkpoint(self.path, weights_only=False)
+            raise SignalStop(self.received)
 
 
 class ResumeCheckpoint(L.Callback):
@@ -62,7 +122,9 @@ class ResumeCheckpoint(L.Callback):
             trainer.save_checkpoint(self.path, weights_only=False)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not trainer.sanity_checking:
+        # Not after a stand-alone validation (a step budget that ended mid-epoch): the state to
+        # resume from is the one saved inside the fit, which that validation does not change.
+        if not trainer.sanity_checking and trainer.state.fn == TrainerFn.FITTING:
             trainer.save_checkpoint(self.path, weights_only=False)
 
 

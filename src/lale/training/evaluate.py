@@ -9,8 +9,9 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from lale.data.audit import audit_labels, unknown_record, unknown_summary
 from lale.data.collate import PadCollate
-from lale.data.dataset import SegmentationDataset
+from lale.data.dataset import SegmentationDataset, skipped_message
 from lale.data.transforms import normalize_input
 from lale.progress import ProgressFn
 from lale.runs import RunError, load_run
@@ -25,6 +26,7 @@ def evaluate_run(
     device: str = "cpu",
     workers: int = 0,
     strict: bool = False,
+    max_unknown: float = 0.5,
     progress: ProgressFn | None = None,
     forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> dict[str, Any]:
@@ -34,6 +36,8 @@ def evaluate_run(
     class schema, band selection and normalisation are the ones it was trained with.
 
     Args:
+        max_unknown: Largest tolerated fraction of unknown mask pixels, as in training; a
+            split with no labelled pixel is always an error.
         forward: Replaces the PyTorch model's forward pass, e.g. an
             :class:`~lale.inference.onnx.backend.OnnxBackend` of the run's export: it gets the
             normalised ``B×C×H×W`` float32 batch on ``device`` and returns ``B×K×H×W`` logits.
@@ -45,13 +49,14 @@ def evaluate_run(
 
     Raises:
         RunError: The run directory is incomplete or invalid (names the file).
-        DataError: Bad dataset input (names the file).
+        DataError: Bad dataset input (names the file), or masks the schema does not label.
     """
     model, config = load_run(run_dir, device)
     schema = config.schema()
     dataset = SegmentationDataset(data, split, schema, mode="eval", strict=strict)
     if len(dataset) == 0:
         raise RunError(Path(data) / split, "no images to evaluate")
+    audit_labels(dataset.pairs, schema, str(Path(data) / split / "masks"), max_unknown)
     loader = DataLoader(
         dataset,
         batch_size=batch_size,
@@ -79,5 +84,8 @@ def evaluate_run(
         "split": split,
         "images": len(dataset),
         "unknown_mask_pixels": unknown.total,
+        "unknown_mask_files": unknown_record(unknown)["files"],
+        "unknown_mask_summary": unknown_summary(split, unknown) if unknown.counts else "",
+        "skipped_files": skipped_message(dataset.skipped),
         **scores,
     }

@@ -1,14 +1,17 @@
 """Train a model into a run directory, resume it, and test it: what ``lale train`` runs.
 
-``config.json`` is written before training starts, so an interrupted run can always be resumed
-with ``lale train --resume RUN_DIR``; the weights, checkpoint, metrics and figures follow
-(docs/design.md#run-directories).
+The data are checked first (schema, splits, file headers, enough labelled mask pixels) and only
+then is the run directory locked and ``config.json`` written, so an interrupted run can always
+be resumed with ``lale train --resume RUN_DIR``; the weights, checkpoint, metrics and figures
+follow (docs/design.md#run-directories). A training that returns has written its weights and
+test scores; anything else raises.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
@@ -23,9 +26,9 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from lale.data.dataset import scan_split
 from lale.data.io import read_mask
 from lale.data.schema import ClassSchema, load_schema
-from lale.errors import WorkFailedError
+from lale.output_paths import check_output_dir
 from lale.recipe import Recipe, RunRecipe
-from lale.run_layout import CHECKPOINT, DATASET_SCHEMA, WEIGHTS
+from lale.run_layout import CHECKPOINT, DATASET_SCHEMA, TEST_METRICS, WEIGHTS
 from lale.runs import (
     CONFIG_NAME,
     RunConfig,
@@ -40,18 +43,23 @@ from lale.training.callbacks import (
     BestWeights,
     EpochTable,
     ResumeCheckpoint,
+    StopOnSignal,
 )
 from lale.training.datamodule import LandCoverDataModule
 from lale.training.losses import class_weights_from_counts
 from lale.training.module import MONITOR, NonFiniteLossError, SegmentationTask
 from lale.training.outputs import write_outputs
+from lale.training.rundir import RunLock, claim_new
+from lale.training.safety import (
+    TrainingError,
+    TrainingStopped,
+    check_data,
+    report_unknown,
+    stopping,
+)
 
 log = logging.getLogger(__name__)
 Say = Callable[[str], None]
-
-
-class TrainingError(WorkFailedError):
-    """Training cannot start or could not finish; the message says why and what to do."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +90,8 @@ class TrainOptions:
         max_steps: Stop after this many steps (``-1``: no limit); for quick checks.
         max_minutes: Stop training after this much wall time (``None``: no limit); the run
             still validates, keeps its best weights and is tested.
+        max_unknown: Largest fraction of mask pixels with colours outside the schema that a
+            split may have (checked on a spread of its masks before training).
         callbacks: Extra Lightning callbacks (progress displays of a caller, ...).
     """
 
@@ -105,6 +115,7 @@ class TrainOptions:
     progress: bool = True
     max_steps: int = -1
     max_minutes: float | None = None
+    max_unknown: float = 0.5
     callbacks: tuple[L.Callback, ...] = ()
 
 
@@ -171,19 +182,27 @@ def _options_record(options: TrainOptions, recipe: Recipe) -> RunRecipe:
 def train(options: TrainOptions, say: Say = print) -> TrainResult:
     """Train ``options.model`` on ``options.data`` into the new run directory ``options.out``.
 
+    Nothing is written until the data passed their checks; a run directory left by a run that
+    never trained (no weights, no checkpoint) is replaced.
+
     Raises:
+        UsageError: ``options.out`` cannot be created.
         TrainingError: The run directory already holds a run, or the loss became NaN.
-        DataError: Bad dataset input (names the file).
+        TrainingStopped: SIGINT or SIGTERM stopped the run (resumable).
+        DataError: Bad dataset input (names the file), or masks the schema does not label.
+        RunBusyError: Another process is training into ``options.out``.
     """
     out = options.out
     # Under DDP every rank runs this function (Lightning's launcher starts ranks > 0 as copies of
     # this command once rank 0 is training); only rank 0 checks and writes the run directory.
     leader = getattr(rank_zero_only, "rank", 0) == 0
-    if leader and (out / CONFIG_NAME).exists():
-        raise TrainingError(
-            f"{out} already holds a run; resume it with --resume {out} or choose another --out"
-        )
+    if leader:
+        check_output_dir(out, create=False)
+        claim_new(out, clear=False)
     schema = resolve_schema(options.data, options.schema)
+    data = _data_module(options, schema, options.recipe)
+    if leader:
+        check_data(data, options.data, options.max_unknown, say)
     recipe = options.recipe
     if options.class_weights == "auto":
         counts = count_class_pixels(options.data, schema)
@@ -202,10 +221,24 @@ def train(options: TrainOptions, say: Say = print) -> TrainResult:
     task = SegmentationTask(config.model, config.model_kwargs, schema, recipe, options.seed)
     if options.init is not None:
         _init_from(task, options.init, say)
-    if leader:
-        out.mkdir(parents=True, exist_ok=True)
-        save_config(out / CONFIG_NAME, config)
-    return _fit(task, options, schema, recipe, ckpt=None, say=say)
+    with RunLock(out) if leader else nullcontext():
+        if leader:
+            claim_new(out)
+            save_config(out / CONFIG_NAME, config)
+        return _fit(task, data, options, recipe, ckpt=None, say=say)
+
+
+def _data_module(options: TrainOptions, schema: ClassSchema, recipe: Recipe) -> LandCoverDataModule:
+    return LandCoverDataModule(
+        options.data,
+        schema,
+        batch_size=recipe.batch_size,
+        crop_size=recipe.crop_size,
+        workers=options.workers,
+        seed=options.seed,
+        strict=options.strict,
+        samples_per_epoch=recipe.samples_per_epoch,
+    )
 
 
 def resume(
@@ -250,9 +283,13 @@ def resume(
         **(overrides or {}),
     )
     task = SegmentationTask(config.model, config.model_kwargs, schema, recipe, options.seed)
-    if epochs is not None:
-        save_config(run_dir / CONFIG_NAME, replace(config, recipe=_options_record(options, recipe)))
-    return _fit(task, options, schema, recipe, ckpt=ckpt, say=say)
+    leader = getattr(rank_zero_only, "rank", 0) == 0
+    with RunLock(run_dir) if leader else nullcontext():
+        if epochs is not None and leader:
+            record = _options_record(options, recipe)
+            save_config(run_dir / CONFIG_NAME, replace(config, recipe=record))
+        data = _data_module(options, schema, recipe)
+        return _fit(task, data, options, recipe, ckpt=ckpt, say=say)
 
 
 def _leave_process_group() -> None:
@@ -268,23 +305,14 @@ def _leave_process_group() -> None:
 
 def _fit(
     task: SegmentationTask,
+    data: LandCoverDataModule,
     options: TrainOptions,
-    schema: ClassSchema,
     recipe: Recipe,
     ckpt: Path | None,
     say: Say,
 ) -> TrainResult:
     out = options.out
-    data = LandCoverDataModule(
-        options.data,
-        schema,
-        batch_size=recipe.batch_size,
-        crop_size=recipe.crop_size,
-        workers=options.workers,
-        seed=options.seed,
-        strict=options.strict,
-        samples_per_epoch=recipe.samples_per_epoch,
-    )
+    schema = data.schema
     best = BestWeights(out)
     table = EpochTable(out)
     callbacks: list[L.Callback] = [best, table, *options.callbacks]
@@ -296,7 +324,9 @@ def _fit(
         callbacks.append(early)
     if options.progress:
         callbacks.append(RichProgressBar(leave=True))
-    callbacks.append(ResumeCheckpoint(out, options.checkpoint_every))  # last: saves the rest
+    callbacks.append(ResumeCheckpoint(out, options.checkpoint_every))  # saves the rest
+    stop = StopOnSignal(out)
+    callbacks.append(stop)
     trainer = L.Trainer(
         accelerator=options.accelerator,
         devices=options.devices,
@@ -317,22 +347,33 @@ def _fit(
         use_distributed_sampler=False,  # the data module shards itself (deterministically)
         default_root_dir=out,
     )
-    try:
-        # Our checkpoints hold tensors and plain containers only: load them without pickle code.
-        trainer.fit(task, datamodule=data, ckpt_path=ckpt, weights_only=True if ckpt else None)
-    except NonFiniteLossError as err:
-        kept = out / CHECKPOINT
-        where = f"the last good state is kept in {kept}" if kept.exists() else "nothing was saved"
-        raise TrainingError(f"{err}; {where}. Lower --lr or check the data.") from None
-    if trainer.interrupted:
-        raise TrainingError(f"interrupted; continue with: lale train --resume {out}")
-    test_scores = None
-    if (out / WEIGHTS).is_file():
-        load_weights(task.net, out / WEIGHTS)
-        trainer.test(task, datamodule=data, verbose=False)
-        test_scores = task.test_scores
-        if trainer.is_global_zero and test_scores is not None:
-            write_outputs(out, test_scores, task.net, data.split("test"), table.rows, schema)
+    with stopping(stop, out):
+        try:
+            # Our checkpoints hold tensors and plain containers only: load them without pickle.
+            trainer.fit(task, datamodule=data, ckpt_path=ckpt, weights_only=True if ckpt else None)
+        except NonFiniteLossError as err:
+            kept = out / CHECKPOINT
+            where = (
+                f"the last good state is kept in {kept}" if kept.exists() else "nothing was saved"
+            )
+            raise TrainingError(f"{err}; {where}. Lower --lr or check the data.") from None
+        if trainer.interrupted:
+            raise TrainingError(f"interrupted; continue with: lale train --resume {out}")
+        if best.best is None:  # the step budget ended inside the first epoch: validate now
+            trainer.validate(task, datamodule=data, verbose=False)
+    if best.best is None or not (out / WEIGHTS).is_file():
+        raise TrainingError(
+            f"validation gave no macro-F1, so no weights were written to {out / WEIGHTS}; "
+            "check that the val masks hold labelled pixels"
+        )
+    load_weights(task.net, out / WEIGHTS)
+    trainer.test(task, datamodule=data, verbose=False)
+    test_scores = task.test_scores
+    if trainer.is_global_zero:
+        if test_scores is None:
+            raise TrainingError(f"the test split gave no scores; {out / TEST_METRICS} not written")
+        write_outputs(out, test_scores, task.net, data.split("test"), table.rows, schema)
+        report_unknown(data, out, say)
     _leave_process_group()
     stopped = bool(early is not None and early.stopped_epoch > 0)
     return TrainResult(
@@ -350,6 +391,7 @@ __all__ = [
     "TrainOptions",
     "TrainResult",
     "TrainingError",
+    "TrainingStopped",
     "count_class_pixels",
     "resolve_schema",
     "resume",

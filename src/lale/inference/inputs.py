@@ -1,0 +1,74 @@
+"""The inputs of ``lale predict``: files, folders of images and glob patterns, in one list.
+
+A folder stands for the rasters and pictures inside it (``--recursive``: in its subfolders too);
+a pattern with ``*``, ``?`` or ``[`` that names no existing file is expanded by lale (``**``
+descends; a matched folder counts with ``--recursive`` only), so a quoted glob works as in the
+shell. The list keeps the order given, sorted within
+each folder or pattern, without repeats; an argument that matches nothing is an error.
+"""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Sequence
+from pathlib import Path
+
+from lale.errors import DataError
+
+__all__ = ["SCENE_SUFFIXES", "expand_inputs"]
+
+SCENE_SUFFIXES = frozenset({".tif", ".tiff", ".png", ".jpg", ".jpeg", ".jp2", ".vrt", ".img"})
+"""Files a folder or a pattern contributes (case-insensitive); a file named directly is kept."""
+_MAGIC = frozenset("*?[")
+
+
+def _is_scene(path: Path) -> bool:
+    return (
+        path.is_file() and path.suffix.lower() in SCENE_SUFFIXES and not path.name.startswith(".")
+    )
+
+
+def _scenes_in(path: Path, recursive: bool) -> list[Path]:
+    files = path.rglob("*") if recursive else path.iterdir()
+    return sorted(p for p in files if _is_scene(p))
+
+
+def _folder(path: Path, recursive: bool) -> list[Path]:
+    found = _scenes_in(path, recursive)
+    if not found:
+        kinds = ", ".join(sorted(SCENE_SUFFIXES))
+        where = "this folder or below" if recursive else "this folder"
+        hint = "" if recursive else " (add --recursive to look in subfolders)"
+        raise DataError(path, f"no image files ({kinds}) in {where}{hint}")
+    return found
+
+
+def expand_inputs(args: Sequence[str | Path], recursive: bool = False) -> list[Path]:
+    """Input files of ``args``: files as given, folders and patterns expanded, no repeats.
+
+    Raises:
+        DataError: An argument names no file, folder or matching pattern, or a folder holds
+            no image file; the message names it.
+    """
+    found: list[Path] = []
+    for arg in args:
+        path = Path(arg)
+        if path.is_dir():
+            found += _folder(path, recursive)
+        elif path.exists():
+            found.append(path)
+        elif _MAGIC & set(str(arg)):
+            matches = sorted(Path(m) for m in glob.glob(str(arg), recursive=True))
+            files = [m for m in matches if _is_scene(m)]
+            if recursive:  # a matched folder counts with --recursive only
+                for folder in (m for m in matches if m.is_dir()):
+                    files += _scenes_in(folder, recursive)
+            if not files:
+                raise DataError(path, "the pattern matches no image file")
+            found += files
+        else:
+            raise DataError(path, "no such file or folder")
+    unique: dict[Path, Path] = {}
+    for p in found:
+        unique.setdefault(p.resolve(), p)
+    return list(unique.values())
