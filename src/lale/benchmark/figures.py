@@ -69,7 +69,7 @@ def plot_frontier(
         ax.step(
             [pts[i][0] for i in front],
             [pts[i][1] for i in front],
-            where="post" if higher else "pre",
+            where="pre" if higher else "post",
             c="tab:red",
             lw=1,
             ls="--",
