@@ -302,3 +302,42 @@ def test_train_takes_samples_per_epoch(data: Path, tmp_path: Path) -> None:
     with open(out / "metrics.csv", newline="") as fh:
         (row,) = list(csv.DictReader(fh))
     assert row["step"] == "3"  # 12 crops of 8 images in batches of 4
+
+
+def test_claims_carry_the_papers_figures() -> None:
+    from lale.benchmark.results import claims
+
+    def row(name: str, family: str, f1: list[float], params: int, gmacs: float) -> dict[str, Any]:
+        return {
+            "model": name,
+            "arch": name,
+            "family": family,
+            "macro_f1": mean_std(f1),
+            "params": params,
+            "storage_bytes": params * 4,
+            "gmacs": gmacs,
+            "throughput": 10.0,
+        }
+
+    rows = [
+        row("lale_s1", "lale", [0.70, 0.72], 1_600_000, 0.6),
+        row("unet", "baseline", [0.74, 0.75], 6_300_000, 3.0),
+        row("upernet", "baseline", [0.73, 0.74], 11_600_000, 13.6),
+    ]
+    best, upernet = claims(rows, None)
+    assert (best["reference"], best["why"]) == ("unet", "best-F1 baseline")
+    assert upernet["reference"] == "upernet"
+    assert upernet["params_div"]["published"] == pytest.approx(11.6 / 1.6)
+    assert upernet["gmacs_div"]["published"] == pytest.approx(13.62 / 0.59)
+    assert upernet["f1_gap"]["published"] == pytest.approx(0.7469 - 0.7731)
+    assert upernet["storage_div"]["published"] is None  # the paper publishes no storage
+
+
+def test_presets_name_registered_models() -> None:
+    from lale.benchmark import PRESETS
+    from lale.models.registry import model_kwargs
+
+    for preset in PRESETS.values():
+        for name in preset.models:
+            model_kwargs(name)
+    assert PRESETS["quick"].seeds == 3 and PRESETS["quick"].synthetic is not None

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 import torch
 
+from lale.data.folder import count_class_pixels
 from lale.data.schema import load_schema
 from lale.data.synthetic import write_dataset
-from lale.training.run import count_class_pixels
 
 PROBE = Path(__file__).parent / "scripts" / "ddp_probe.py"
 TRAIN, VAL, TEST, SIZE = 16, 4, 4, 64  # the probe trains with batch 4 per rank, 3 steps

@@ -12,7 +12,9 @@ from safetensors.torch import load_file, save_file
 from torch.overrides import TorchFunctionMode
 
 from lale.models import UnknownModelError, create_model, list_models
+from lale.models.blocks import ConvMlpTransformerBlock, TransformerBlock
 from lale.models.network import Lale, LaleConfig, build_lale
+from lale.profiling.counting import count_macs
 
 # Pinned parameter counts (num_classes=7, in_channels=3). A change here changes every saved
 # checkpoint of that variant: update deliberately, never to make a test pass.
@@ -21,13 +23,20 @@ PINNED_PARAMS = {
     "lale_s": 4_144_287,
     "lale_b": 7_752_585,
     "lale_l": 16_205_683,
+    "lale_s1": 1_567_749,
+    "lale_s2": 2_610_317,
 }
 TARGETS_M = {
     "lale_t": (1.6, 0.05),
     "lale_s": (4.0, 0.15),
     "lale_b": (8.0, 0.15),
     "lale_l": (16.0, 0.15),
+    "lale_s1": (1.6, 0.05),
+    "lale_s2": (2.6, 0.05),
 }
+# The paper's variants: GMACs at 1×3×256² (pinned) and the published targets (± 5 %).
+PINNED_GMACS = {"lale_s1": 0.5908, "lale_s2": 0.7808}
+GMACS_TARGETS = {"lale_s1": 0.59, "lale_s2": 0.78}
 
 
 def n_params(model: torch.nn.Module) -> int:
@@ -44,6 +53,40 @@ def test_parameter_targets(name: str) -> None:
     target, tol = TARGETS_M[name]
     millions = n_params(create_model(name)) / 1e6
     assert abs(millions - target) <= tol * target, f"{name}: {millions:.3f} M"
+
+
+@pytest.mark.parametrize("name", list(PINNED_GMACS))
+def test_paper_variants_pinned_macs_and_targets(name: str) -> None:
+    gmacs = count_macs(create_model(name), 256) / 1e9
+    assert gmacs == pytest.approx(PINNED_GMACS[name], abs=1e-3)
+    assert abs(gmacs - GMACS_TARGETS[name]) <= 0.05 * GMACS_TARGETS[name]
+
+
+@pytest.mark.parametrize("name", list(PINNED_GMACS))
+def test_paper_variants_k7_ablation_stays_on_target(name: str) -> None:
+    k3, k7 = create_model(name), create_model(name, kernel_size=7)
+    assert k7.config.kernel_size == 7 and k3.config.kernel_size == 3  # type: ignore[union-attr]
+    # 4 extra taps per side of every depthwise ConvMixer kernel: 40 × (2·24 + 2·48) weights
+    assert n_params(k7) - n_params(k3) == 40 * (2 * 24 + 2 * 48)
+    target, tol = TARGETS_M[name]
+    assert abs(n_params(k7) / 1e6 - target) <= tol * target
+    assert abs(count_macs(k7, 256) / 1e9 - GMACS_TARGETS[name]) <= 0.05 * GMACS_TARGETS[name]
+
+
+def test_paper_variants_use_convmlp_blocks_without_position_conv() -> None:
+    model = create_model("lale_s1")
+    stage = model.encoder.stages[2]  # type: ignore[union-attr,index]
+    assert isinstance(stage.blocks[0], ConvMlpTransformerBlock) and stage.pos is None
+    lale_t_stage = create_model("lale_t").encoder.stages[2]  # type: ignore[union-attr,index]
+    assert isinstance(lale_t_stage.blocks[0], TransformerBlock) and lale_t_stage.pos is not None
+
+
+def test_decoder_without_fuse_classifies_the_concatenation() -> None:
+    model = create_model("lale_s1", decoder_fuse=False).eval()
+    decoder = model.decoder  # type: ignore[union-attr]
+    assert decoder.fuse is None and decoder.classifier.in_channels == 4 * 128
+    with torch.inference_mode():
+        assert model(torch.randn(1, 3, 64, 64)).shape == (1, 7, 64, 64)
 
 
 class AttentionRecorder(TorchFunctionMode):
@@ -94,6 +137,8 @@ def test_configuration_errors_are_clear() -> None:
         LaleConfig(
             dims=(32, 64, 128, 256), depths=(1, 1, 1, 1), mixers=("conv", "conv", "mlp", "attn")
         )  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="mlp must be"):
+        LaleConfig(dims=(32, 64, 128, 256), depths=(1, 1, 1, 1), mlp="mix")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="4 entries"):
         LaleConfig(dims=(32, 64, 128), depths=(1, 1, 1, 1))  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="LALE options are"):

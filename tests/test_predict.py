@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import warnings
@@ -25,6 +26,7 @@ from typer.testing import CliRunner
 from lale.cli.predict import register
 from lale.data.bands import parse_bands
 from lale.data.schema import ARAS400K, ClassSchema, ImageSpec
+from lale.data.transforms import normalize_input
 from lale.errors import DataError
 from lale.inference.areas import AreaCounter, row_areas_km2
 from lale.inference.batch import output_names
@@ -224,6 +226,57 @@ def test_scaling_follows_the_run(tmp_path: Path) -> None:
         plan = plan_input(s, float_run, PredictOptions(scale=255.0))  # unless told how
         data, ok = s.read(plan.bands, (0, 0, 20, 20))
         assert torch.allclose(plan.prepare(data, ok), torch.tensor((40 / 255 - 0.1) / 0.1))
+
+
+class Recorder(Pixelwise):
+    """A pixel-wise model that keeps every input batch it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inputs: list[Tensor] = []
+
+    def forward(self, x: Tensor) -> Tensor:
+        self.inputs.append(x.clone())
+        return super().forward(x)
+
+
+def test_aras400k_run_scales_each_window_by_its_own_max(tmp_path: Path) -> None:
+    # Two 64² windows (tile 64, overlap 16: columns 0 and 48) with very different maxima, and a
+    # no-data pixel (65535) that must not count as the maximum.
+    data = np.random.default_rng(3).integers(1, 1000, (3, 64, 112), dtype=np.uint16)
+    data[:, :, 64:] *= 3
+    data[:, 5, 5] = 65535
+    src = write_geotiff(tmp_path / "scene.tif", data, nodata=65535)
+    config = dataclasses.replace(config_for(), scaling="aras400k")
+    model = Recorder()
+    opts = PredictOptions(tile=64, overlap=16, batch_size=4)
+    result = predict_scene(src, tmp_path / "out", TorchBackend(model), config, opts)
+    assert "ARAS400k rule" in result.plan and "per window" in result.plan
+    (batch,) = model.inputs
+    with open_scene(src) as scene:
+        spec = plan_input(scene, config, opts).spec
+    valid = np.ones((64, 64), bool)
+    for i, col in enumerate((0, 48)):
+        window = data[:, :, col : col + 64].astype(np.float64)
+        ok = valid.copy()
+        if col == 0:
+            ok[5, 5] = False
+        peak = window[:, ok].max()  # over the window's valid pixels, all bands
+        hand = np.where(ok, window, 0) / peak * 255
+        expected = normalize_input(torch.from_numpy(hand.astype(np.uint8).astype(np.float32)), spec)
+        expected = torch.where(torch.from_numpy(ok), expected, 0.0)
+        torch.testing.assert_close(batch[i], expected)
+    # The same window under the true-colour rule of an ordinary run differs.
+    with open_scene(src) as scene:
+        assert plan_input(scene, config_for(), opts).convert == "tci8"
+
+
+def test_old_run_configs_keep_the_truecolor_rule() -> None:
+    body = config_for().to_dict()
+    body.pop("scaling")
+    assert RunConfig.from_dict(body).scaling == "truecolor"
+    with pytest.raises(ValueError, match="scaling"):
+        dataclasses.replace(config_for(), scaling="bogus")
 
 
 @pytest.mark.parametrize(

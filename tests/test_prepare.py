@@ -44,7 +44,12 @@ from lale.data.prepare import (  # noqa: E402
     prepare_dataset,
     remap_worldcover,
 )
-from lale.data.rasters import band_offsets, read_image_window, to_uint8  # noqa: E402
+from lale.data.rasters import (  # noqa: E402
+    aras400k_uint8,
+    band_offsets,
+    read_image_window,
+    to_uint8,
+)
 from lale.errors import DataError, UsageError  # noqa: E402
 
 runner = CliRunner()
@@ -453,6 +458,42 @@ def test_cli_prepare(scene: Scene, tmp_path: Path) -> None:
     data = json.loads((out / "prepare.json").read_text())
     assert data["written"]["total"] == WRITTEN
     assert data["dropped"]["label_unknown"] == 1
+
+
+def aras400k(patch: NDArray[np.integer]) -> NDArray[np.uint8]:
+    """ARAS400k's dataset_creator rule written out: uint8(patch / patch.max() * 255)."""
+    return (patch.astype(np.float64) / patch.max() * 255).astype(np.uint8)
+
+
+def test_aras400k_scaling_rule() -> None:
+    patch = np.array([[[0, 100], [200, 400]], [[50, 300], [399, 1]]], np.uint16)
+    expected = [[[0, 63], [127, 255]], [[31, 191], [254, 0]]]  # 100/400*255 = 63.75 → 63
+    assert aras400k_uint8(patch).tolist() == expected
+    assert aras400k(patch).tolist() == expected
+    valid = np.array([[True, True], [True, False]])  # the 400 is no-data: the max is 399
+    assert aras400k_uint8(patch, valid)[0].tolist() == [[0, 63], [127, 0]]
+    assert not aras400k_uint8(np.zeros((3, 2, 2), np.uint16)).any()
+
+
+@pytest.mark.parametrize("scaling", ["truecolor", "aras400k"])
+def test_cli_prepare_scaling(scene: Scene, tmp_path: Path, scaling: str) -> None:
+    out = tmp_path / scaling
+    args = ["prepare", "--imagery", str(scene.image), "--labels", str(scene.labels), str(out)]
+    args += ["--patch", str(P), "--bands", "3,2,1", "--block", "2", "--scaling", scaling]
+    result = runner.invoke(cli.app, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "prepare.json").read_text())
+    assert data["options"]["scaling"] == scaling
+    assert ("patch.max()" in data["scaling"]) == (scaling == "aras400k")
+    dn = image_dn()[[2, 1, 0]]
+    names = split_of(out)
+    assert len(names) == WRITTEN
+    for name, split in names.items():
+        r, c = row_col(name)
+        patch = dn[:, r * P : (r + 1) * P, c * P : (c + 1) * P]
+        expected = aras400k(patch) if scaling == "aras400k" else tci(patch)
+        written = np.asarray(Image.open(out / split / "images" / f"{name}.png"))
+        np.testing.assert_array_equal(written, expected.transpose(1, 2, 0))
 
 
 @pytest.mark.parametrize("case", ["unreadable", "no_crs", "too_few_bands", "no_overlap"])

@@ -92,6 +92,9 @@ class RunConfig:
         mean: Per-channel normalisation mean (after scaling samples to 0..1 or reflectance).
         std: Per-channel normalisation standard deviation.
         input_size: Training patch size ``[height, width]``.
+        scaling: How the training patches were scaled to 8 bits (``prepare.json``):
+            ``"truecolor"`` (ESA's rule; configs without the key) or ``"aras400k"`` (each patch
+            by its own maximum), which prediction then applies to every window.
         recipe: Training recipe (optimiser, lr, batch, epochs, loss, class weights, …) and how
             the run was set up (dataset, init, checkpointing); a mapping is read with
             :meth:`RunRecipe.from_dict`.
@@ -110,6 +113,7 @@ class RunConfig:
     mean: list[float] | None = None
     std: list[float] | None = None
     input_size: list[int] | None = None
+    scaling: str = "truecolor"
     recipe: RunRecipe = field(default_factory=RunRecipe)
     seed: int | None = None
     versions: dict[str, str | None] = field(default_factory=_versions)
@@ -135,6 +139,8 @@ class RunConfig:
             stat = getattr(self, key)
             if stat is not None and len(stat) != self.in_channels:
                 raise ValueError(f"{key} has {len(stat)} values for {self.in_channels} channels")
+        if self.scaling not in ("truecolor", "aras400k"):
+            raise ValueError(f"scaling must be 'truecolor' or 'aras400k', got {self.scaling!r}")
         if self.input_size is not None and len(self.input_size) != 2:
             raise ValueError(f"input_size must be [height, width], got {self.input_size}")
         # Normalise to the JSON shapes, so a config equals its reloaded copy.
@@ -152,6 +158,7 @@ class RunConfig:
         input_size: Sequence[int] | None = None,
         recipe: Recipe | Mapping[str, Any] | None = None,
         seed: int | None = None,
+        scaling: str = "truecolor",
     ) -> RunConfig:
         """A config whose classes, bands and normalisation come from a class schema.
 
@@ -163,6 +170,7 @@ class RunConfig:
             input_size: Training patch size ``(height, width)``.
             recipe: Training recipe to record (a :class:`Recipe` gets the run defaults).
             seed: Random seed to record.
+            scaling: The 8-bit rule of the training data (``prepare.json``).
 
         Raises:
             UnknownModelError: ``model`` is not registered.
@@ -183,6 +191,7 @@ class RunConfig:
             mean=list(mean),
             std=list(std),
             input_size=None if input_size is None else list(input_size),
+            scaling=scaling,
             recipe=RunRecipe() if recipe is None else recipe,  # type: ignore[arg-type]
             seed=seed,
         )

@@ -1,6 +1,6 @@
 """Named benchmark set-ups: ``quick`` (embedded synthetic data, a 2-core CPU) and ``paper``.
 
-``quick`` compares ``lale_s1`` with SegFormer-B0 (``mit_b0``), the paper's UPerNet and Unet on
+``quick`` compares ``lale_s1`` with SegFormer-B0 (``segformer``), the paper's UPerNet and Unet on
 the embedded synthetic land cover, 3 seeds, the same 240 optimizer steps of 16 crops of 128²
 each: sized for under 30 minutes on a 2-core CPU. ``paper`` runs the paper's rows on a copy of
 ARAS400k with the ARAS400k recipe (``lale train``'s defaults) for 20 epochs, 3 seeds: GPU-sized.
@@ -52,7 +52,7 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "quick": Preset(
-        models=("lale_s1", "mit_b0", "upernet", "unet"),
+        models=("lale_s1", "segformer", "upernet", "unet"),
         seeds=3,
         budget=Budget("steps", 240),
         recipe=Recipe(lr=2e-3, batch_size=16, crop_size=128, loss="dice+ce", samples_per_epoch=480),
@@ -60,7 +60,15 @@ PRESETS: dict[str, Preset] = {
         expected="under 30 minutes on a 2-core CPU for the 12 runs (about 2 minutes a run)",
     ),
     "paper": Preset(
-        models=("lale_s1", "lale_s2", "upernet", "unet", "segformer:efficientnet-b0", "mit_b0"),
+        models=(
+            "lale_s1",
+            "lale_s2",
+            "upernet",
+            "unet",
+            "segformer:efficientnet-b0",
+            "deit3_base",
+            "maxvit_tiny",
+        ),
         seeds=3,
         budget=Budget("epochs", 20),
         recipe=Recipe(),

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import statistics
 from dataclasses import asdict
-from importlib import resources
 from typing import Any
 
 from lale.benchmark.plan import BenchmarkPlan
@@ -29,21 +28,24 @@ __all__ = [
     "published_points",
 ]
 
-PAPER_FILE = ("lale", "paper.json")
-"""Package data with the paper's published table, where the installed version ships one."""
-
 
 def published_points() -> dict[str, dict[str, Any]]:
-    """The paper's published figures by model name, or ``{}`` if this version has none.
+    """The paper's published figures by registry name (``lale paper``'s table).
 
-    Reads ``{"models": [{"model": …, "params": …, "gmacs": …, "macro_f1": …, …}]}``.
+    Keys as in a result row: ``macro_f1`` and ``miou`` (0..1), ``params``, ``gmacs``; the paper
+    publishes no storage or throughput, so those ratios have no published figure.
     """
-    try:
-        text = resources.files(PAPER_FILE[0]).joinpath(PAPER_FILE[1]).read_text()
-        rows = json.loads(text).get("models", [])
-        return {str(r["model"]): dict(r) for r in rows if isinstance(r, dict) and "model" in r}
-    except (OSError, ValueError, AttributeError, KeyError, TypeError):
-        return {}
+    from lale.profiling.paper import load_paper_table
+
+    return {
+        row.model: {
+            "macro_f1": row.f1 / 100,
+            "miou": row.iou / 100,
+            "params": row.params_m * 1e6,
+            "gmacs": row.gmacs,
+        }
+        for row in load_paper_table().rows
+    }
 
 
 def _mean_of(values: list[float | None]) -> float | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.markup import escape
@@ -81,13 +81,22 @@ def prepare_command(
         str,
         typer.Option(help="DN offset before /10000: auto (BOA_ADD_OFFSET tag, else 0) or an int."),
     ] = "auto",
+    scaling: Annotated[
+        Literal["truecolor", "aras400k"],
+        typer.Option(
+            help="8-bit rule: truecolor (ESA, reflectance 0–0.2 → 0–255) or aras400k "
+            "(each patch / its own max × 255, truncated)."
+        ),
+    ] = "truecolor",
 ) -> None:
     """Cut Sentinel-2 GeoTIFF tiles and ESA WorldCover maps into ARAS400k-layout patches.
 
     Labels are warped (nearest) onto each patch's grid; bands are scaled to 8 bits by ESA's
-    true-colour rule (reflectance 0–0.2 → 0–255). Whole BLOCK×BLOCK groups of patches go to one
-    split. Writes OUT/{train,val,test}/{images,masks}/ and OUT/prepare.json. Patches are written
-    atomically; an interrupted run resumes when rerun with the same inputs and options.
+    true-colour rule (reflectance 0–0.2 → 0–255), or with --scaling aras400k by ARAS400k's
+    rule (each patch divided by its own maximum over all bands). Whole BLOCK×BLOCK groups of
+    patches go to one split. Writes OUT/{train,val,test}/{images,masks}/ and OUT/prepare.json.
+    Patches are written atomically; an interrupted run resumes when rerun with the same inputs
+    and options.
     """
     from lale.output_paths import check_output_dir
 
@@ -107,6 +116,7 @@ def prepare_command(
         seed=seed,
         block=block,
         offset=prep.parse_offset(offset),
+        scaling=scaling,
     )
     with progress_bar() as bar:
         task = bar.add_task("preparing patches", total=None)

@@ -1,4 +1,4 @@
-"""``lale models`` and ``lale profile``: thin commands over :mod:`lale.profiling`."""
+"""``lale models``, ``lale profile``, ``lale paper``: thin commands over :mod:`lale.profiling`."""
 
 from __future__ import annotations
 
@@ -108,7 +108,31 @@ def profile_command(
         out.print(f"wrote {escape(str(write_json(run, json_path)))}")
 
 
+def paper_command(
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write the comparison to this JSON file.")
+    ] = None,
+) -> None:
+    """Build every row of the paper's table by name: our params and GMACs beside the published.
+
+    Ratios against upernet are computed twice, from our counts and from the published
+    numbers; the page's headline claims are shown beside them.
+    """
+    from lale.profiling.paper import compare_to_paper, paper_tables
+
+    try:
+        comparison = compare_to_paper()
+    except ImportError as err:
+        raise UnavailableError(f"could not load the model registry: {err}") from None
+    out = stdout()
+    for table in paper_tables(comparison):
+        out.print(table)
+    if json_path is not None:
+        out.print(f"wrote {escape(str(comparison.write_json(json_path)))}")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``lale models`` and ``lale profile`` to ``app``."""
+    """Add ``lale models``, ``lale profile`` and ``lale paper`` to ``app``."""
     add_command(app, "models", models_command)
     add_command(app, "profile", profile_command)
+    add_command(app, "paper", paper_command)

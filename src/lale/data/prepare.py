@@ -31,9 +31,11 @@ from lale.data.prepare_summary import (
     summary_table,
 )
 from lale.data.rasters import (
+    SCALINGS,
     Bounds,
     PrepareError,
     RasterInfo,
+    Scaling,
     band_offsets,
     open_raster,
     overlaps,
@@ -89,6 +91,8 @@ class PrepareOptions:
         offset: DN offset added before dividing by 10000 (``None``: the ``BOA_ADD_OFFSET`` tag,
             else 0); ignored for ``uint8`` and float imagery.
         max_water: Patches with a larger water fraction are dropped.
+        scaling: 8-bit rule: ``"truecolor"`` (ESA's rule, reflectance 0–0.2 → 0–255) or
+            ``"aras400k"`` (each patch divided by its own maximum, ARAS400k's rule).
     """
 
     patch: int = 256
@@ -98,8 +102,12 @@ class PrepareOptions:
     block: int = 8
     offset: int | None = None
     max_water: float = 0.9
+    scaling: Scaling = "truecolor"
 
     def __post_init__(self) -> None:
+        if self.scaling not in SCALINGS:
+            known = ", ".join(SCALINGS)
+            raise PrepareError(f"scaling must be one of {known}, got {self.scaling!r}")
         if self.patch < 1:
             raise PrepareError(f"patch must be at least 1 pixel, got {self.patch}")
         if not self.bands or min(self.bands) < 1:

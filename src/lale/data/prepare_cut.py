@@ -29,7 +29,7 @@ from lale.atomic import atomic_path, write_bytes_atomic
 from lale.data.aras import ARAS400K, WATER
 from lale.data.png import encode_png
 from lale.data.prepare_summary import DropReason, ImageryRecord, PrepareSummary
-from lale.data.rasters import open_raster, read_image_window, to_uint8, warp_labels
+from lale.data.rasters import open_raster, read_image_window, scale_to_uint8, warp_labels
 from lale.data.splits import BlockKey, block_of
 from lale.data.worldcover import CODE_TO_CLASS, NODATA_MARK, OUTSIDE_MARK, UNKNOWN_MARK
 from lale.progress import ProgressFn
@@ -68,7 +68,7 @@ def _window(
         return "edge"
     window = Window(col * p, row * p, p, p)
     data, valid = read_image_window(src, options.bands, window)
-    image = to_uint8(data, record.offsets)
+    image = scale_to_uint8(data, record.offsets, options.scaling)
     if not image.any():
         return "image_black"
     if not valid.all():

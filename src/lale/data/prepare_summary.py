@@ -49,7 +49,10 @@ SCALING_RULE = (
     "uint8: as is; other integers: reflectance = (DN + offset) / 10000; float: reflectance; "
     "then clip(rint(reflectance / 0.2 * 255), 0, 255)"
 )
-"""The 8-bit scaling rule, as recorded in ``prepare.json``."""
+"""The true-colour 8-bit rule, as recorded in ``prepare.json``."""
+ARAS400K_RULE = "per patch: uint8(patch / patch.max() * 255), max over all bands and pixels"
+"""ARAS400k's 8-bit rule, as recorded in ``prepare.json``."""
+SCALING_RULES = {"truecolor": SCALING_RULE, "aras400k": ARAS400K_RULE}
 
 
 @dataclass(frozen=True)
@@ -135,7 +138,7 @@ class PrepareSummary:
                 "labels": [_info(info) for info in self.labels],
             },
             "options": {**asdict(self.options), "image_format": self.options.image_format},
-            "scaling": SCALING_RULE,
+            "scaling": SCALING_RULES[self.options.scaling],
             "remap": {str(k): names[v] for k, v in WORLDCOVER_TO_CLASS.items()},
             "windows": self.windows,
             "written": {**self.written, "total": sum(self.written.values())},

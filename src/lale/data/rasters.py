@@ -3,7 +3,8 @@
 One window at a time: :func:`read_image_window` reads a window's selected bands and validity,
 :func:`warp_labels` warps (nearest neighbour) the label rasters onto its grid whatever their CRS.
 :func:`to_uint8` applies ESA's true-colour rule, reflectance 0–0.2 → 0–255, with the L2A
-``BOA_ADD_OFFSET`` (docs/design.md#preparation).
+``BOA_ADD_OFFSET`` (docs/design.md#preparation); :func:`aras400k_uint8` ARAS400k's own rule,
+each patch divided by its own maximum.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import rasterio
@@ -27,6 +29,10 @@ from rasterio.warp import reproject, transform_bounds
 from rasterio.windows import Window
 
 from lale.errors import DataError, UsageError, cause_text
+
+Scaling = Literal["truecolor", "aras400k"]
+"""8-bit rule of prepared patches: ESA's true-colour rule, or ARAS400k's per-patch maximum."""
+SCALINGS: tuple[Scaling, ...] = ("truecolor", "aras400k")
 
 Bounds = tuple[float, float, float, float]
 """``(left, bottom, right, top)`` in some CRS."""
@@ -99,6 +105,31 @@ def to_uint8(data: NDArray[np.generic], offsets: Sequence[int]) -> NDArray[np.ui
     else:
         raise TypeError(f"cannot scale {data.dtype} imagery to 8 bits")
     return np.rint(scaled).astype(np.uint8)
+
+
+def aras400k_uint8(
+    data: NDArray[np.generic], valid: NDArray[np.bool_] | None = None
+) -> NDArray[np.uint8]:
+    """ARAS400k's rule: ``uint8(patch / patch.max() * 255)``, the max over every band and pixel.
+
+    Raw values of all selected bands are divided by their one maximum (over ``valid`` pixels
+    only, if given) and truncated to 8 bits as ``numpy.astype(uint8)`` does; invalid pixels and
+    an all-zero patch give 0.
+    """
+    x = np.asarray(data, dtype=np.float64)
+    ok = np.isfinite(x) if valid is None else np.isfinite(x) & valid[np.newaxis]
+    peak = float(x[ok].max()) if ok.any() else 0.0
+    if peak <= 0:
+        return np.zeros(x.shape, dtype=np.uint8)
+    scaled = np.where(ok, x, 0.0) / peak * 255
+    return np.clip(scaled, 0, 255).astype(np.uint8)
+
+
+def scale_to_uint8(
+    data: NDArray[np.generic], offsets: Sequence[int], scaling: Scaling = "truecolor"
+) -> NDArray[np.uint8]:
+    """8-bit image of one patch by ``scaling`` (:func:`to_uint8` or :func:`aras400k_uint8`)."""
+    return aras400k_uint8(data) if scaling == "aras400k" else to_uint8(data, offsets)
 
 
 def _not_nodata(values: NDArray[np.generic], nodata: float) -> NDArray[np.bool_]:

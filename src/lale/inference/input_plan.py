@@ -15,7 +15,7 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor
 
-from lale.data.rasters import QUANTIFICATION, to_uint8
+from lale.data.rasters import QUANTIFICATION, aras400k_uint8, to_uint8
 from lale.data.schema import ImageSpec
 from lale.data.transforms import normalize_input
 from lale.errors import DataError
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["InputPlan", "plan_input"]
 
 Kind = Literal["8-bit", "DN", "reflectance"]
+Convert = Literal["raw", "tci8", "aras400k", "reflectance"]
 
 
 def _kind(path: Path, dtype: str) -> Kind:
@@ -48,21 +49,25 @@ class InputPlan:
     Attributes:
         bands: 1-based bands, in model order.
         convert: ``"raw"`` (samples as they are), ``"tci8"`` (to 8 bits by ESA's true-colour
-            rule) or ``"reflectance"`` (DN to reflectance) before normalisation.
+            rule), ``"aras400k"`` (to 8 bits by ARAS400k's rule: each window divided by its own
+            maximum over its valid pixels, as a training patch) or ``"reflectance"`` (DN to
+            reflectance) before normalisation.
         offsets: DN offset of each band, for the conversions.
         spec: Scaling and statistics to normalise with after the conversion.
         description: One line for logs and the area table.
     """
 
     bands: tuple[int, ...]
-    convert: Literal["raw", "tci8", "reflectance"]
+    convert: Convert
     offsets: tuple[int, ...]
     spec: ImageSpec
     description: str
 
     def prepare(self, data: NDArray[Any], valid: NDArray[np.bool_]) -> Tensor:
-        """Model input (``C×h×w`` float32) of raw samples; no-data pixels become 0."""
-        if self.convert == "tci8":
+        """Model input (``C×h×w`` float32) of one window's raw samples; no-data pixels become 0."""
+        if self.convert == "aras400k":
+            data = aras400k_uint8(data, valid)
+        elif self.convert == "tci8":
             data = to_uint8(data, self.offsets)
         elif self.convert == "reflectance" and np.issubdtype(data.dtype, np.integer):
             off = np.asarray(self.offsets, dtype=np.float32).reshape(-1, 1, 1)
@@ -109,10 +114,12 @@ def plan_input(scene: Scene, config: RunConfig, options: PredictOptions) -> Inpu
     have = _kind(scene.path, scene.dtype)
     want = None if spec.dtype is None else _kind(scene.path, spec.dtype)
     scale, offset = spec.scale, spec.offset
-    convert: Literal["raw", "tci8", "reflectance"] = "raw"
+    convert: Convert = "raw"
     if options.scale is not None or options.offset is not None:
         scale = options.scale if options.scale is not None else scale
         offset = options.offset if options.offset is not None else offset
+    elif config.scaling == "aras400k":
+        convert = "aras400k"
     elif want is not None and have != want:
         if want == "8-bit":
             convert = "tci8"
@@ -129,7 +136,12 @@ def plan_input(scene: Scene, config: RunConfig, options: PredictOptions) -> Inpu
     norm = ImageSpec(
         band_count=len(bands), dtype=None, scale=scale, offset=offset, mean=mean, std=std
     )
-    steps = {"raw": "", "tci8": f"{have} → 8-bit (TCI rule) → ", "reflectance": f"{have} → "}
+    steps = {
+        "raw": "",
+        "tci8": f"{have} → 8-bit (TCI rule) → ",
+        "aras400k": "→ 8-bit per window (ARAS400k rule: window / its max × 255) → ",
+        "reflectance": f"{have} → ",
+    }
     description = (
         f"bands {','.join(map(str, bands))}; {scene.dtype} {steps[convert]}"
         f"(x + {offset:g}) / {scale:g}, standardised"

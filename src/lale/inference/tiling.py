@@ -234,7 +234,7 @@ def slide_inference(
 
     Args:
         read: Raw samples (``C×h×w``) and validity (``h×w``) of a ``(row, col, h, w)`` window.
-        prepare: Normalised ``C×h×w`` float32 model input of ``read``'s output.
+        prepare: Normalised ``C×h×w`` float32 model input of one window of ``read``'s output.
         backend: ``B×C×tile×tile`` input to ``B×K×tile×tile`` logits.
         grid: The windows.
         num_classes: Logit channels ``K``.
@@ -256,8 +256,13 @@ def slide_inference(
             acc.set_valid(valid, r, c0)
             keep = [c for c in group if valid[:, c - c0 : c - c0 + tw].any()]
             if keep:
-                x = prepare(data, valid)
-                batch = torch.stack([x[:, :, c - c0 : c - c0 + tw] for c in keep])
+                # each window prepared on its own: rules like ARAS400k's depend on the window
+                batch = torch.stack(
+                    [
+                        prepare(data[:, :, c - c0 : c - c0 + tw], valid[:, c - c0 : c - c0 + tw])
+                        for c in keep
+                    ]
+                )
                 h, w = batch.shape[-2:]
                 batch = pad_bottom_right(batch, tile - h, tile - w)  # small scenes only
                 logits = backend(batch).float().cpu()  # no-op for CPU float32 logits

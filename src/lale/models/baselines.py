@@ -1,7 +1,8 @@
 """The comparison models, untrained, built with segmentation-models-pytorch (SMP) and timm.
 
-SMP architectures (``unet`` … ``upernet`` with a ResNet-18 encoder, ``segformer`` with ``mit_b0``;
-any SMP encoder by name) and timm backbones under the SegFormer head (``deit3_small`` under DPT),
+SMP architectures (``unet`` … ``upernet`` with an EfficientNet-B0 encoder, ``segformer`` with
+``mit_b0``; any SMP encoder by name) and timm backbones under the SegFormer head (``deit3_small``
+and ``deit3_base`` under DPT, ``maxvit_tiny`` under U-Net),
 each wrapped in :class:`AnySize` and built with ``encoder_weights=None``. What each backbone
 needs to run at 256² and other sizes: docs/baselines.md.
 """
@@ -191,23 +192,35 @@ class Baseline:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
-# SMP decoders under their own names, with the light default encoder of the paper's baselines.
+# SMP decoders under their own names, with the paper's "EfficientNet-backboned" default encoder.
 DECODERS: tuple[Baseline, ...] = (
-    Baseline("unet", "unet", "resnet18", "SMP unet, resnet18 encoder by default"),
+    Baseline("unet", "unet", "efficientnet-b0", "SMP unet, efficientnet-b0 encoder by default"),
     Baseline(
-        "unetplusplus", "unetplusplus", "resnet18", "SMP unetplusplus, resnet18 encoder by default"
+        "unetplusplus",
+        "unetplusplus",
+        "efficientnet-b0",
+        "SMP unetplusplus, efficientnet-b0 encoder by default",
     ),
-    Baseline("linknet", "linknet", "resnet18", "SMP linknet, resnet18 encoder by default"),
-    Baseline("fpn", "fpn", "resnet18", "SMP fpn, resnet18 encoder by default"),
-    Baseline("pan", "pan", "resnet18", "SMP pan, resnet18 encoder by default"),
-    Baseline("deeplabv3", "deeplabv3", "resnet18", "SMP deeplabv3, resnet18 encoder by default"),
+    Baseline(
+        "linknet", "linknet", "efficientnet-b0", "SMP linknet, efficientnet-b0 encoder by default"
+    ),
+    Baseline("fpn", "fpn", "efficientnet-b0", "SMP fpn, efficientnet-b0 encoder by default"),
+    Baseline("pan", "pan", "efficientnet-b0", "SMP pan, efficientnet-b0 encoder by default"),
+    Baseline(
+        "deeplabv3",
+        "deeplabv3",
+        "efficientnet-b0",
+        "SMP deeplabv3, efficientnet-b0 encoder by default",
+    ),
     Baseline(
         "deeplabv3plus",
         "deeplabv3plus",
-        "resnet18",
-        "SMP deeplabv3plus, resnet18 encoder by default",
+        "efficientnet-b0",
+        "SMP deeplabv3plus, efficientnet-b0 encoder by default",
     ),
-    Baseline("upernet", "upernet", "resnet18", "SMP upernet, resnet18 encoder by default"),
+    Baseline(
+        "upernet", "upernet", "efficientnet-b0", "SMP upernet, efficientnet-b0 encoder by default"
+    ),
     Baseline("segformer", "segformer", "mit_b0", "SMP segformer, mit_b0 encoder by default"),
 )
 # Transformer / hybrid backbones under short names, with a SegFormer head (DPT for DeiT III).
@@ -239,6 +252,21 @@ BACKBONES: tuple[Baseline, ...] = (
         "tu-deit3_small_patch16_224",
         "DeiT III-S + DPT decoder (DPT-Base widths)",
         {"decoder_intermediate_channels": (96, 192, 384, 768)},
+    ),
+    # The paper's heavy rows; head widths calibrated to its totals (docs/baselines.md).
+    Baseline(
+        "deit3_base",
+        "dpt",
+        "tu-deit3_base_patch16_224",
+        "DeiT III-B + DPT decoder (fusion 160), the paper's DeiT3-Base",
+        {"decoder_fusion_channels": 160},
+    ),
+    Baseline(
+        "maxvit_tiny",
+        "unet",
+        "tu-maxvit_tiny_rw_256",
+        "MaxViT-T + U-Net decoder (1024, 768, 128, 64, 32), the paper's MaxViT-Tiny",
+        {"decoder_channels": (1024, 768, 128, 64, 32)},
     ),
 )
 ARCHITECTURES: Mapping[str, str] = MappingProxyType({row.name: row.arch for row in DECODERS})

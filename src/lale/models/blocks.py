@@ -138,3 +138,56 @@ class TransformerBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.drop_path(self.attn(self.norm1(x)))
         return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+class ConvMlp(nn.Module):
+    """``Linear(d → r·d) · depthwise k×k · StarReLU · Linear(r·d → d)`` on a ``B×C×H×W`` map.
+
+    The two linears are bias-free 1×1 convolutions (as :class:`Mlp`); the depthwise convolution
+    between them (SegFormer's Mix-FFN order) also gives the tokens their position.
+    """
+
+    def __init__(
+        self, dim: int, ratio: float = 4.0, kernel_size: int = 3, act: ActKind = "starrelu"
+    ) -> None:
+        super().__init__()
+        hidden = round(dim * ratio)
+        self.fc1 = nn.Conv2d(dim, hidden, 1, bias=False)
+        self.dwconv = nn.Conv2d(
+            hidden, hidden, kernel_size, padding=kernel_size // 2, groups=hidden
+        )
+        self.act = activation(act)
+        self.fc2 = nn.Conv2d(hidden, dim, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.dwconv(self.fc1(x))))
+
+
+class ConvMlpTransformerBlock(nn.Module):
+    """Pre-norm block on a ``B×C×H×W`` map: ``x + Attn(norm(x))``, then ``x + ConvMlp(norm(x))``.
+
+    Tokens exist only inside attention (the map is flattened there and reshaped back). The
+    norms work on the map, so ``norm="classic"`` gives BatchNorm here.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        head_dim: int = 32,
+        mlp_ratio: float = 4.0,
+        drop_path: float = 0.0,
+        norm: NormKind = "rms",
+        act: ActKind = "starrelu",
+    ) -> None:
+        super().__init__()
+        self.norm1 = norm2d(norm, dim)
+        self.attn = Attention(dim, head_dim)
+        self.norm2 = norm2d(norm, dim)
+        self.mlp = ConvMlp(dim, mlp_ratio, act=act)
+        self.drop_path = DropPath(drop_path)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        tokens = self.attn(self.norm1(x).flatten(2).transpose(1, 2))
+        x = x + self.drop_path(tokens.transpose(1, 2).reshape(b, c, h, w))
+        return x + self.drop_path(self.mlp(self.norm2(x)))

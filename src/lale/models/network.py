@@ -17,13 +17,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from lale.models.activations import ActKind, activation
-from lale.models.blocks import ConvMixerBlock, NormPosition, TransformerBlock
+from lale.models.blocks import (
+    ConvMixerBlock,
+    ConvMlpTransformerBlock,
+    NormPosition,
+    TransformerBlock,
+)
 from lale.models.decoder import AllMLPDecoder
 from lale.models.norms import NormKind, norm2d
 from lale.models.padding import InputPadding, crop_to, pad_to_multiple
 from lale.models.registry import register_model
 
 Mixer = Literal["conv", "attn"]
+MlpKind = Literal["linear", "conv"]
 REDUCTIONS = (4, 8, 16, 32)
 
 
@@ -42,6 +48,11 @@ class LaleConfig:
         mlp_ratio: Hidden width of the transformer MLP, as a multiple of the stage width.
         drop_path_rate: Stochastic depth, rising linearly from 0 to this over all blocks.
         decoder_dropout: Dropout before the classifier.
+        mlp: Transformer MLP: ``"linear"`` (two linears on tokens) or ``"conv"`` (ConvMLP: a
+            depthwise 3×3 convolution between the two linears, on the map).
+        pos_conv: Residual depthwise 3×3 convolution at the entry of each attention stage.
+        decoder_fuse: The decoder's 1×1 fuse · norm · activation after the concatenation;
+            ``False`` classifies the concatenated projections directly.
         norm: ``"rms"`` (RMSNorm everywhere, the paper's) or ``"classic"`` (BatchNorm on maps,
             LayerNorm on tokens), for the norm-act ablation.
         act: ``"starrelu"`` (the paper's) or ``"gelu"``.
@@ -57,6 +68,9 @@ class LaleConfig:
     mlp_ratio: float = 4.0
     drop_path_rate: float = 0.0
     decoder_dropout: float = 0.1
+    mlp: MlpKind = "linear"
+    pos_conv: bool = True
+    decoder_fuse: bool = True
     norm: NormKind = "rms"
     act: ActKind = "starrelu"
 
@@ -69,6 +83,8 @@ class LaleConfig:
         bad = [m for m in self.mixers if m not in ("conv", "attn")]
         if bad:
             raise ValueError(f"mixers must be 'conv' or 'attn', got {bad}")
+        if self.mlp not in ("linear", "conv"):
+            raise ValueError(f"mlp must be 'linear' or 'conv', got {self.mlp!r}")
         if self.norm not in ("rms", "classic"):
             raise ValueError(f"norm must be 'rms' or 'classic', got {self.norm!r}")
         if self.act not in ("starrelu", "gelu"):
@@ -122,24 +138,31 @@ class ConvStage(nn.Module):
 
 
 class AttentionStage(nn.Module):
-    """Transformer blocks on the flattened tokens of the map.
+    """Transformer blocks at one resolution.
 
-    A residual depthwise 3×3 convolution at stage entry gives the tokens their position
-    (conditional positional encoding): it works at any resolution, unlike a fixed table.
+    A residual depthwise 3×3 convolution at stage entry (``pos_conv``) gives the tokens their
+    position (conditional positional encoding): it works at any resolution, unlike a fixed
+    table. With ``mlp="conv"`` the blocks run on the map and the ConvMLP's depthwise
+    convolution carries the position instead.
     """
 
     def __init__(self, dim: int, depth: int, cfg: LaleConfig, drop_path: Sequence[float]) -> None:
         super().__init__()
-        self.pos = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
+        self.pos = nn.Conv2d(dim, dim, 3, padding=1, groups=dim) if cfg.pos_conv else None
+        self.on_map = cfg.mlp == "conv"
+        block_cls = ConvMlpTransformerBlock if self.on_map else TransformerBlock
         self.blocks = nn.Sequential(
             *(
-                TransformerBlock(dim, cfg.head_dim, cfg.mlp_ratio, dp, cfg.norm, cfg.act)
+                block_cls(dim, cfg.head_dim, cfg.mlp_ratio, dp, cfg.norm, cfg.act)
                 for dp in drop_path
             )
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.pos(x)
+        if self.pos is not None:
+            x = x + self.pos(x)
+        if self.on_map:
+            return self.blocks(x)
         b, c, h, w = x.shape
         tokens = self.blocks(x.flatten(2).transpose(1, 2))
         return tokens.transpose(1, 2).reshape(b, c, h, w)
@@ -211,6 +234,7 @@ class Lale(nn.Module):
             config.decoder_dropout,
             config.norm,
             config.act,
+            fuse=config.decoder_fuse,
         )
         self.apply(_init_weights)
 
@@ -258,14 +282,40 @@ def register_lale(name: str, config: LaleConfig, note: str) -> None:
     )
 
 
-# Variants. Widths/depths are not published; these meet the parameter targets
+# lale's own scaling family. Widths/depths are not published; these meet the parameter targets
 # (lale_t 1.6 M ± 5 %, then about 4, 8 and 16 M) — see the README's model table.
 LALE_T: Final = LaleConfig(dims=(32, 64, 128, 192), depths=(2, 2, 4, 1), decoder_dim=64)
 LALE_S: Final = LaleConfig(dims=(48, 96, 192, 256), depths=(2, 2, 4, 2), decoder_dim=96)
 LALE_B: Final = LaleConfig(dims=(64, 128, 256, 320), depths=(2, 2, 5, 2), decoder_dim=128)
 LALE_L: Final = LaleConfig(dims=(80, 160, 320, 512), depths=(2, 2, 6, 2), decoder_dim=192)
 
-register_lale("lale_t", LALE_T, "the paper's smallest")
+register_lale("lale_t", LALE_T, "tiny")
 register_lale("lale_s", LALE_S, "small")
 register_lale("lale_b", LALE_B, "base")
 register_lale("lale_l", LALE_L, "large")
+
+# The paper's own variants (its LALE-S1 / LALE-S2). Widths and depths are not published: these
+# are calibrated to the published totals (S1 1.6 M / 0.59 GMACs, S2 2.6 M / 0.78 GMACs at
+# 1×3×256²), see docs/design.md. ConvMixer kernel 3 (the paper's K3; kernel_size=7 gives K7),
+# MHSA + ConvMLP blocks without a stage-entry positional convolution.
+LALE_S1: Final = LaleConfig(
+    dims=(24, 48, 96, 192),
+    depths=(2, 2, 5, 2),
+    decoder_dim=128,
+    kernel_size=3,
+    mlp_ratio=3.0,
+    mlp="conv",
+    pos_conv=False,
+)
+LALE_S2: Final = LaleConfig(
+    dims=(24, 48, 96, 192),
+    depths=(2, 2, 8, 3),
+    decoder_dim=128,
+    kernel_size=3,
+    mlp_ratio=4.0,
+    mlp="conv",
+    pos_conv=False,
+)
+
+register_lale("lale_s1", LALE_S1, "paper S1 (MHSA + ConvMLP)")
+register_lale("lale_s2", LALE_S2, "paper S2 (MHSA + ConvMLP)")

@@ -18,17 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, RichProgressBar
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-from lale.data.dataset import scan_split
-from lale.data.io import read_mask
-from lale.data.schema import ClassSchema, load_schema
+from lale.data.folder import count_class_pixels, data_scaling, resolve_schema
+from lale.data.schema import ClassSchema
 from lale.output_paths import check_output_dir
 from lale.recipe import Recipe, RunRecipe
-from lale.run_layout import CHECKPOINT, DATASET_SCHEMA, TEST_METRICS, WEIGHTS
+from lale.run_layout import CHECKPOINT, TEST_METRICS, WEIGHTS
 from lale.runs import (
     CONFIG_NAME,
     RunConfig,
@@ -131,23 +129,6 @@ class TrainResult:
     stopped_early: bool
 
 
-def resolve_schema(data: Path, schema: str | Path | None) -> ClassSchema:
-    """The schema named, else ``DATA/schema.json``, else ARAS400k."""
-    if schema is not None:
-        return load_schema(schema)
-    local = data / DATASET_SCHEMA
-    return load_schema(local if local.is_file() else "aras400k")
-
-
-def count_class_pixels(data: Path, schema: ClassSchema, split: str = "train") -> list[int]:
-    """Pixels of each class over a split's masks (ignore pixels excluded)."""
-    counts = np.zeros(schema.num_classes, np.int64)
-    for pair in scan_split(data, split):
-        labels = read_mask(pair.mask, schema).labels
-        counts += np.bincount(labels[labels < schema.num_classes], minlength=schema.num_classes)
-    return [int(c) for c in counts]
-
-
 def _init_from(task: SegmentationTask, run_dir: Path, say: Say) -> None:
     """Copy every tensor of an earlier run whose name and shape match; report the rest."""
     donor, config = load_run(run_dir)
@@ -216,6 +197,7 @@ def train(options: TrainOptions, say: Say = print) -> TrainResult:
         input_size=(recipe.crop_size, recipe.crop_size),
         recipe=_options_record(options, recipe),
         seed=options.seed,
+        scaling=data_scaling(options.data),
     )
     L.seed_everything(options.seed, workers=True, verbose=False)
     task = SegmentationTask(config.model, config.model_kwargs, schema, recipe, options.seed)
