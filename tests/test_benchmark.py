@@ -222,14 +222,16 @@ def _config_fields(entry: Any) -> dict[str, Any]:
     return dict(model.config.to_dict())
 
 
+@pytest.mark.parametrize("model", ["lale_t", "lale_s1"])
 @pytest.mark.parametrize("name", list(ABLATIONS))
-def test_ablation_variants_differ_only_where_they_should(name: str) -> None:
-    entries = ablation_entries(name, "lale_t")
+def test_ablation_variants_differ_only_where_they_should(name: str, model: str) -> None:
+    entries = ablation_entries(name, model)
     configs = [_config_fields(e) for e in entries]
     changed = {k for c in configs[1:] for k in c if c[k] != configs[0][k]}
     assert changed == {k for _, kwargs in ABLATIONS[name] for k in kwargs}
-    assert configs[0] == create_model("lale_t").config.to_dict()  # type: ignore[operator]
-    assert entries[0].label == {"decoder": "lale_t-D64"}.get(name, entries[0].label)
+    assert configs[0] == create_model(model).config.to_dict()  # type: ignore[operator]
+    if model == "lale_t":
+        assert entries[0].label == {"decoder": "lale_t-D64"}.get(name, entries[0].label)
 
 
 def test_attention_ablation_moves_attention_by_resolution() -> None:
@@ -243,6 +245,9 @@ def test_attention_ablation_moves_attention_by_resolution() -> None:
         "lale_t-attn4": [16, 64, 256, 1024],
         "lale_t-noattn": [],
     }
+    # lale_s1's stages at 1/4 and 1/8 (24, 48 channels) cannot hold 32-channel heads.
+    labels = [e.label for e in ablation_entries("attention", "lale_s1")]
+    assert labels == ["lale_s1-attn16", "lale_s1-noattn"]
 
 
 def test_norm_act_ablation_swaps_every_norm_and_activation() -> None:

@@ -194,7 +194,9 @@ def ablation_entries(
     """The variants of ``model`` that ablation ``name`` compares, the model's own setting first.
 
     The first variant is the reference of the verdicts: the one that is ``model`` as registered
-    (e.g. ``D64`` for ``lale_t``'s decoder), else the paper's setting.
+    (e.g. ``D64`` for ``lale_t``'s decoder), else the paper's setting. Variants the model's
+    widths cannot build are left out (attention at a stage needs a width that is a multiple of
+    ``head_dim``: ``lale_t`` can move attention to 1/8 and 1/4, ``lale_s1`` cannot).
 
     Args:
         name: ``attention``, ``kernel``, ``norm-act`` or ``decoder``.
@@ -214,8 +216,23 @@ def ablation_entries(
         key=lambda v: not all(_same(own.get(k), x) for k, x in v[1].items()),
     )  # stable: the paper's order otherwise
     return tuple(
-        Entry(f"{model}-{label}", model, {**(base or {}), **kwargs}) for label, kwargs in variants
+        Entry(f"{model}-{label}", model, {**(base or {}), **kwargs})
+        for label, kwargs in variants
+        if _buildable(model, {**(base or {}), **kwargs})
     )
+
+
+def _buildable(model: str, kwargs: dict[str, Any]) -> bool:
+    from lale.models.network import LaleConfig
+    from lale.models.registry import model_kwargs
+
+    fields = LaleConfig.__dataclass_fields__
+    options = {k: v for k, v in model_kwargs(model, **kwargs).items() if k in fields}
+    try:
+        LaleConfig(**options)
+    except ValueError:
+        return False
+    return True
 
 
 def _same(a: Any, b: Any) -> bool:
