@@ -118,9 +118,9 @@ def test_profile_bad_dtype_rejected() -> None:
 def test_demo_runs_the_whole_job(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from lale.recipe import Recipe
 
-    recipe = Recipe(batch_size=4, epochs=1, crop_size=64, loss="dice+ce", early_stopping=0)
+    recipe = Recipe(batch_size=4, crop_size=64, loss="dice+ce")
     demo = DemoConfig(
-        rivals=("cli_ref",), train=8, val=2, test=2, size=64, recipe=recipe, profile_batch=1
+        baseline="cli_ref", train=8, val=2, test=2, size=64, recipe=recipe, steps=2, profile_batch=1
     )
     monkeypatch.setattr(demo_cli, "DEMO", demo)
     out = tmp_path / "demo"
@@ -128,26 +128,22 @@ def test_demo_runs_the_whole_job(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     result = runner.invoke(cli.app, args)
     assert result.exit_code == 0, result.output
     assert "lale_t test macro-F1:" in result.stdout and "(n=2)" in result.stdout
-    assert "lale_t vs cli_ref:" in result.stdout
-    for name in (
-        "config.json",
-        "model.safetensors",
-        "test_metrics.json",
-        "report.md",
-        "efficiency.json",
-        "summary.json",
-        "confusion_matrix.png",
-        "samples.png",
-    ):
+    assert "cli_ref test macro-F1:" in result.stdout
+    # One line per claim, last: lale against the baseline, trained on the same budget.
+    assert result.stdout.splitlines()[-2].startswith("lale_t vs cli_ref (best-F1 baseline): F1 ")
+    for name in ("results.json", "results.csv", "report.md", "frontier.png", "per_class_f1.png"):
         assert (out / name).is_file(), name
-    assert (out / "seeds" / "seed_1" / "test_metrics.json").is_file()
-    summary = json.loads((out / "summary.json").read_text())
-    assert len(summary["test_macro_f1"]) == 2 and summary["test_macro_f1_std"] is not None
-    # Idempotent: a second demo reuses the dataset and replaces the run.
+    for model in ("lale_t", "cli_ref"):
+        for seed in (0, 1):
+            run = out / "runs" / model / f"seed_{seed}"
+            assert (run / "test_metrics.json").is_file() and (run / "samples.png").is_file()
+    results = json.loads((out / "results.json").read_text())
+    assert [r["train"]["steps"] for r in results["models"]] == [[2, 2], [2, 2]]
+    # Idempotent: a second demo reuses the dataset and replaces the runs.
     again = runner.invoke(cli.app, ["demo", "--out", str(out), "--no-progress"])
     assert again.exit_code == 0, again.output
     assert "reusing the synthetic dataset" in again.stdout
-    assert not (out / "seeds").exists()
+    assert not (out / "runs" / "lale_t" / "seed_1").exists()
 
 
 def test_synth_writes_the_layout_and_a_mosaic(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ def test_every_path_in_the_layout_exists() -> None:
     for name in named:
         base = (
             ROOT / "src" / "lale"
-            if not name.startswith(("src", "docs", "tests", "bench"))
+            if not name.startswith(("src/", "docs/", "tests/", "benchmarks/"))
             else ROOT
         )
         if not (base / name).exists():

@@ -36,6 +36,7 @@ class Recipe:
         early_stopping: Early-stopping patience (epochs) on validation macro-F1; 0 disables.
         crop_size: Side of the random training crops.
         augment: Augmentation probabilities and strengths.
+        samples_per_epoch: Training crops per epoch; ``None``: one per training image.
     """
 
     lr: float = 1e-3
@@ -50,6 +51,7 @@ class Recipe:
     early_stopping: int = 5
     crop_size: int = 256
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    samples_per_epoch: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

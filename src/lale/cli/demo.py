@@ -19,7 +19,7 @@ DEMO: DemoConfig | None = None
 
 
 def demo_command(
-    out: Annotated[Path, typer.Option(help="Run directory (the dataset goes in OUT/data).")] = Path(
+    out: Annotated[Path, typer.Option(help="Output folder (the dataset goes in OUT/data).")] = Path(
         "runs/demo"
     ),
     seeds: Annotated[
@@ -31,13 +31,12 @@ def demo_command(
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
-    """The main job: synthetic data → train lale_t → test → profile vs UPerNet and SegFormer."""
+    """The main job: synthetic data → lale_t and SegFormer-B0 on one budget → test, profile."""
     import torch
 
     from lale.cli.training import _quiet_lightning
     from lale.demo import DemoConfig, headline, run_demo
     from lale.output_paths import check_output_dir
-    from lale.profiling import profile_table
 
     check_output_dir(out, create=False)
     _quiet_lightning()
@@ -46,14 +45,12 @@ def demo_command(
     if minutes is not None:
         config = replace(config, minutes=minutes)
     console.print(
-        f"[bold]lale demo[/] — {config.model} on synthetic land cover, then against "
-        f"{', '.join(config.rivals)} on this machine ({torch.get_num_threads()} threads)",
+        f"[bold]lale demo[/] — {config.model} against {config.baseline} on synthetic land "
+        f"cover, {config.steps} steps each, on this machine ({torch.get_num_threads()} threads)",
         soft_wrap=True,
     )
-    result = run_demo(out, config, seeds=seeds, progress=progress, say=console.print)
-    if result.profile is not None:
-        console.print(profile_table(result.profile))
-    for line in headline(result, config):
+    results = run_demo(out, config, seeds=seeds, progress=progress, say=console.print)
+    for line in headline(results):
         console.print(f"[bold]{escape(line)}[/]", soft_wrap=True)
     console.print(f"report: {escape(str(out / 'report.md'))}")
 

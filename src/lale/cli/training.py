@@ -89,6 +89,9 @@ def train_command(
         str | None, typer.Option(help="'auto' (from the training masks) or w0,w1,...")
     ] = None,
     crop_size: Annotated[int, typer.Option(min=32, help="Training crop side.")] = 256,
+    samples_per_epoch: Annotated[
+        int | None, typer.Option(min=1, help="Training crops per epoch [one per image].")
+    ] = None,
     early_stopping: Annotated[int, typer.Option(min=0, help="Patience; 0 disables.")] = 5,
     seed: Annotated[int, typer.Option(min=0, help="Run seed.")] = 0,
     schema: Annotated[
@@ -175,6 +178,7 @@ def train_command(
             class_weights=weights,
             crop_size=crop_size,
             early_stopping=early_stopping,
+            samples_per_epoch=samples_per_epoch,
         )
         options = TrainOptions(
             data=data,

@@ -1,6 +1,8 @@
-"""StarReLU, the activation of the MetaFormer baselines (Yu et al., 2022)."""
+"""StarReLU, the activation of the MetaFormer baselines (Yu et al., 2022), and the act choice."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -24,3 +26,16 @@ class StarReLU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.scale * F.relu(x).pow(2) + self.bias
+
+
+ActKind = Literal["starrelu", "gelu"]
+"""``"starrelu"`` (LALE's own) or ``"gelu"`` (ConvMixer's and ViT's), for the norm-act ablation."""
+
+
+def activation(kind: ActKind) -> nn.Module:
+    """A fresh activation module of ``kind``."""
+    if kind == "starrelu":
+        return StarReLU()
+    if kind == "gelu":
+        return nn.GELU()
+    raise ValueError(f"act must be 'starrelu' or 'gelu', got {kind!r}")

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lale.models.activations import StarReLU
-from lale.models.norms import RMSNorm2d
+from lale.models.activations import ActKind, activation
+from lale.models.norms import NormKind, norm2d, token_norm
 
 NormPosition = Literal["post", "pre"]
 
@@ -47,6 +47,8 @@ class ConvMixerBlock(nn.Module):
         kernel_size: Depthwise kernel size (odd).
         norm_position: ``"post"`` or ``"pre"``, see above.
         drop_path: Stochastic-depth probability of the residual branches.
+        norm: ``"rms"`` (RMSNorm2d) or ``"classic"`` (BatchNorm, ConvMixer's original).
+        act: ``"starrelu"`` or ``"gelu"`` (ConvMixer's original).
     """
 
     def __init__(
@@ -55,6 +57,8 @@ class ConvMixerBlock(nn.Module):
         kernel_size: int = 7,
         norm_position: NormPosition = "post",
         drop_path: float = 0.0,
+        norm: NormKind = "rms",
+        act: ActKind = "starrelu",
     ) -> None:
         super().__init__()
         if kernel_size % 2 != 1:
@@ -63,11 +67,11 @@ class ConvMixerBlock(nn.Module):
             raise ValueError(f"norm_position must be 'post' or 'pre', got {norm_position!r}")
         self.norm_position = norm_position
         self.dwconv = nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
-        self.act1 = StarReLU()
-        self.norm1 = RMSNorm2d(dim)
+        self.act1 = activation(act)
+        self.norm1 = norm2d(norm, dim)
         self.pwconv = nn.Conv2d(dim, dim, 1)
-        self.act2 = StarReLU()
-        self.norm2 = RMSNorm2d(dim)
+        self.act2 = activation(act)
+        self.norm2 = norm2d(norm, dim)
         self.drop_path = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -101,11 +105,11 @@ class Attention(nn.Module):
 class Mlp(nn.Module):
     """``Linear(d → r·d) · StarReLU · Linear(r·d → d)`` without biases (MetaFormer)."""
 
-    def __init__(self, dim: int, ratio: float = 4.0) -> None:
+    def __init__(self, dim: int, ratio: float = 4.0, act: ActKind = "starrelu") -> None:
         super().__init__()
         hidden = round(dim * ratio)
         self.fc1 = nn.Linear(dim, hidden, bias=False)
-        self.act = StarReLU()
+        self.act = activation(act)
         self.fc2 = nn.Linear(hidden, dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -116,13 +120,19 @@ class TransformerBlock(nn.Module):
     """Pre-norm MetaFormer block on tokens: ``x + Attn(norm(x))``, then ``x + MLP(norm(x))``."""
 
     def __init__(
-        self, dim: int, head_dim: int = 32, mlp_ratio: float = 4.0, drop_path: float = 0.0
+        self,
+        dim: int,
+        head_dim: int = 32,
+        mlp_ratio: float = 4.0,
+        drop_path: float = 0.0,
+        norm: NormKind = "rms",
+        act: ActKind = "starrelu",
     ) -> None:
         super().__init__()
-        self.norm1 = nn.RMSNorm(dim, eps=1e-6)
+        self.norm1 = token_norm(norm, dim)
         self.attn = Attention(dim, head_dim)
-        self.norm2 = nn.RMSNorm(dim, eps=1e-6)
-        self.mlp = Mlp(dim, mlp_ratio)
+        self.norm2 = token_norm(norm, dim)
+        self.mlp = Mlp(dim, mlp_ratio, act)
         self.drop_path = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -137,14 +147,16 @@ class ConvMlp(nn.Module):
     between them (SegFormer's Mix-FFN order) also gives the tokens their position.
     """
 
-    def __init__(self, dim: int, ratio: float = 4.0, kernel_size: int = 3) -> None:
+    def __init__(
+        self, dim: int, ratio: float = 4.0, kernel_size: int = 3, act: ActKind = "starrelu"
+    ) -> None:
         super().__init__()
         hidden = round(dim * ratio)
         self.fc1 = nn.Conv2d(dim, hidden, 1, bias=False)
         self.dwconv = nn.Conv2d(
             hidden, hidden, kernel_size, padding=kernel_size // 2, groups=hidden
         )
-        self.act = StarReLU()
+        self.act = activation(act)
         self.fc2 = nn.Conv2d(hidden, dim, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -154,17 +166,24 @@ class ConvMlp(nn.Module):
 class ConvMlpTransformerBlock(nn.Module):
     """Pre-norm block on a ``B×C×H×W`` map: ``x + Attn(norm(x))``, then ``x + ConvMlp(norm(x))``.
 
-    Tokens exist only inside attention (the map is flattened there and reshaped back).
+    Tokens exist only inside attention (the map is flattened there and reshaped back). The
+    norms work on the map, so ``norm="classic"`` gives BatchNorm here.
     """
 
     def __init__(
-        self, dim: int, head_dim: int = 32, mlp_ratio: float = 4.0, drop_path: float = 0.0
+        self,
+        dim: int,
+        head_dim: int = 32,
+        mlp_ratio: float = 4.0,
+        drop_path: float = 0.0,
+        norm: NormKind = "rms",
+        act: ActKind = "starrelu",
     ) -> None:
         super().__init__()
-        self.norm1 = RMSNorm2d(dim)
+        self.norm1 = norm2d(norm, dim)
         self.attn = Attention(dim, head_dim)
-        self.norm2 = RMSNorm2d(dim)
-        self.mlp = ConvMlp(dim, mlp_ratio)
+        self.norm2 = norm2d(norm, dim)
+        self.mlp = ConvMlp(dim, mlp_ratio, act=act)
         self.drop_path = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

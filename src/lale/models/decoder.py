@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lale.models.activations import StarReLU
-from lale.models.norms import RMSNorm2d
+from lale.models.activations import ActKind, activation
+from lale.models.norms import NormKind, norm2d
 
 
 class AllMLPDecoder(nn.Module):
@@ -26,6 +26,8 @@ class AllMLPDecoder(nn.Module):
         dim: Common projection width ``D``.
         num_classes: Output logit channels.
         dropout: Dropout probability before the classifier.
+        norm: Norm after the fuse layer (:data:`~lale.models.norms.NormKind`).
+        act: Activation after it (:data:`~lale.models.activations.ActKind`).
         fuse: Keep the fuse layer (its normalisation and activation with it).
     """
 
@@ -35,14 +37,16 @@ class AllMLPDecoder(nn.Module):
         dim: int,
         num_classes: int,
         dropout: float = 0.1,
+        norm: NormKind = "rms",
+        act: ActKind = "starrelu",
         fuse: bool = True,
     ) -> None:
         super().__init__()
         concat = dim * len(in_channels)
         self.projections = nn.ModuleList(nn.Conv2d(c, dim, 1) for c in in_channels)
         self.fuse = nn.Conv2d(concat, dim, 1, bias=False) if fuse else None
-        self.norm = RMSNorm2d(dim) if fuse else None
-        self.act = StarReLU()
+        self.norm = norm2d(norm, dim) if fuse else None
+        self.act = activation(act)
         self.dropout = nn.Dropout2d(dropout)
         self.classifier = nn.Conv2d(dim if fuse else concat, num_classes, 1)
 

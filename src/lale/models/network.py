@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lale.models.activations import StarReLU
+from lale.models.activations import ActKind, activation
 from lale.models.blocks import (
     ConvMixerBlock,
     ConvMlpTransformerBlock,
@@ -24,7 +24,7 @@ from lale.models.blocks import (
     TransformerBlock,
 )
 from lale.models.decoder import AllMLPDecoder
-from lale.models.norms import RMSNorm2d
+from lale.models.norms import NormKind, norm2d
 from lale.models.padding import InputPadding, crop_to, pad_to_multiple
 from lale.models.registry import register_model
 
@@ -53,6 +53,9 @@ class LaleConfig:
         pos_conv: Residual depthwise 3×3 convolution at the entry of each attention stage.
         decoder_fuse: The decoder's 1×1 fuse · norm · activation after the concatenation;
             ``False`` classifies the concatenated projections directly.
+        norm: ``"rms"`` (RMSNorm everywhere, the paper's) or ``"classic"`` (BatchNorm on maps,
+            LayerNorm on tokens), for the norm-act ablation.
+        act: ``"starrelu"`` (the paper's) or ``"gelu"``.
     """
 
     dims: tuple[int, int, int, int]
@@ -68,6 +71,8 @@ class LaleConfig:
     mlp: MlpKind = "linear"
     pos_conv: bool = True
     decoder_fuse: bool = True
+    norm: NormKind = "rms"
+    act: ActKind = "starrelu"
 
     def __post_init__(self) -> None:
         for field_name in ("dims", "depths", "mixers"):
@@ -80,6 +85,10 @@ class LaleConfig:
             raise ValueError(f"mixers must be 'conv' or 'attn', got {bad}")
         if self.mlp not in ("linear", "conv"):
             raise ValueError(f"mlp must be 'linear' or 'conv', got {self.mlp!r}")
+        if self.norm not in ("rms", "classic"):
+            raise ValueError(f"norm must be 'rms' or 'classic', got {self.norm!r}")
+        if self.act not in ("starrelu", "gelu"):
+            raise ValueError(f"act must be 'starrelu' or 'gelu', got {self.act!r}")
         for dim, mixer in zip(self.dims, self.mixers, strict=True):
             if mixer == "attn" and dim % self.head_dim != 0:
                 raise ValueError(f"attention stage width {dim} is not a multiple of head_dim")
@@ -92,11 +101,13 @@ class LaleConfig:
 class Stem(nn.Module):
     """Two 3×3 stride-2 convolutions to 1/4: ``C → d/2 → d`` with RMSNorm2d · StarReLU between."""
 
-    def __init__(self, in_channels: int, dim: int) -> None:
+    def __init__(
+        self, in_channels: int, dim: int, norm: NormKind = "rms", act: ActKind = "starrelu"
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, dim // 2, 3, stride=2, padding=1)
-        self.norm = RMSNorm2d(dim // 2)
-        self.act = StarReLU()
+        self.norm = norm2d(norm, dim // 2)
+        self.act = activation(act)
         self.conv2 = nn.Conv2d(dim // 2, dim, 3, stride=2, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -106,8 +117,8 @@ class Stem(nn.Module):
 class Downsample(nn.Sequential):
     """RMSNorm2d then a 3×3 stride-2 convolution between stages."""
 
-    def __init__(self, in_dim: int, out_dim: int) -> None:
-        super().__init__(RMSNorm2d(in_dim), nn.Conv2d(in_dim, out_dim, 3, stride=2, padding=1))
+    def __init__(self, in_dim: int, out_dim: int, norm: NormKind = "rms") -> None:
+        super().__init__(norm2d(norm, in_dim), nn.Conv2d(in_dim, out_dim, 3, stride=2, padding=1))
 
 
 class ConvStage(nn.Module):
@@ -116,7 +127,10 @@ class ConvStage(nn.Module):
     def __init__(self, dim: int, depth: int, cfg: LaleConfig, drop_path: Sequence[float]) -> None:
         super().__init__()
         self.blocks = nn.Sequential(
-            *(ConvMixerBlock(dim, cfg.kernel_size, cfg.conv_norm, dp) for dp in drop_path)
+            *(
+                ConvMixerBlock(dim, cfg.kernel_size, cfg.conv_norm, dp, cfg.norm, cfg.act)
+                for dp in drop_path
+            )
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -138,7 +152,10 @@ class AttentionStage(nn.Module):
         self.on_map = cfg.mlp == "conv"
         block_cls = ConvMlpTransformerBlock if self.on_map else TransformerBlock
         self.blocks = nn.Sequential(
-            *(block_cls(dim, cfg.head_dim, cfg.mlp_ratio, dp) for dp in drop_path)
+            *(
+                block_cls(dim, cfg.head_dim, cfg.mlp_ratio, dp, cfg.norm, cfg.act)
+                for dp in drop_path
+            )
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -163,13 +180,15 @@ class LaleEncoder(nn.Module):
         super().__init__()
         self.out_channels = tuple(cfg.dims)
         self.reductions = REDUCTIONS
-        self.stem = Stem(in_channels, cfg.dims[0])
+        self.stem = Stem(in_channels, cfg.dims[0], cfg.norm, cfg.act)
         rates = torch.linspace(0, cfg.drop_path_rate, sum(cfg.depths)).tolist()
         self.downsamples = nn.ModuleList()
         self.stages = nn.ModuleList()
         start = 0
         for i, (dim, depth, mixer) in enumerate(zip(cfg.dims, cfg.depths, cfg.mixers, strict=True)):
-            self.downsamples.append(nn.Identity() if i == 0 else Downsample(cfg.dims[i - 1], dim))
+            self.downsamples.append(
+                nn.Identity() if i == 0 else Downsample(cfg.dims[i - 1], dim, cfg.norm)
+            )
             stage_cls = AttentionStage if mixer == "attn" else ConvStage
             self.stages.append(stage_cls(dim, depth, cfg, rates[start : start + depth]))
             start += depth
@@ -213,6 +232,8 @@ class Lale(nn.Module):
             config.decoder_dim,
             num_classes,
             config.decoder_dropout,
+            config.norm,
+            config.act,
             fuse=config.decoder_fuse,
         )
         self.apply(_init_weights)

@@ -1,9 +1,15 @@
-"""RMSNorm for channel-first feature maps (tokens use ``torch.nn.RMSNorm``)."""
+"""RMSNorm for channel-first feature maps (tokens use ``torch.nn.RMSNorm``), and the norm choice."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import nn
+
+NormKind = Literal["rms", "classic"]
+"""``"rms"``: RMSNorm on maps and tokens (LALE's own). ``"classic"``: BatchNorm on maps and
+LayerNorm on tokens (ConvMixer's and ViT's originals), for the norm-act ablation."""
 
 
 class RMSNorm2d(nn.Module):
@@ -25,3 +31,21 @@ class RMSNorm2d(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.weight.numel()}, eps={self.eps}"
+
+
+def norm2d(kind: NormKind, channels: int) -> nn.Module:
+    """The norm of a ``B×C×H×W`` map: :class:`RMSNorm2d` or ``BatchNorm2d``."""
+    if kind == "rms":
+        return RMSNorm2d(channels)
+    if kind == "classic":
+        return nn.BatchNorm2d(channels)
+    raise ValueError(f"norm must be 'rms' or 'classic', got {kind!r}")
+
+
+def token_norm(kind: NormKind, dim: int) -> nn.Module:
+    """The norm of ``B×N×C`` tokens: ``RMSNorm`` or ``LayerNorm``."""
+    if kind == "rms":
+        return nn.RMSNorm(dim, eps=1e-6)
+    if kind == "classic":
+        return nn.LayerNorm(dim, eps=1e-6)
+    raise ValueError(f"norm must be 'rms' or 'classic', got {kind!r}")

@@ -45,6 +45,7 @@ class LandCoverDataModule(L.LightningDataModule):
         seed: Run seed (epoch order and crops).
         strict: Treat mask colours outside the schema as errors.
         eval_batch_size: Batch for validation and test (default: ``batch_size``).
+        samples_per_epoch: Training crops per epoch (default: one per training image).
     """
 
     def __init__(
@@ -57,12 +58,14 @@ class LandCoverDataModule(L.LightningDataModule):
         seed: int = 0,
         strict: bool = False,
         eval_batch_size: int | None = None,
+        samples_per_epoch: int | None = None,
     ) -> None:
         super().__init__()
         self.root, self.schema = Path(root), schema
         self.batch_size, self.crop_size, self.workers = batch_size, crop_size, workers
         self.seed, self.strict = seed, strict
         self.eval_batch_size = eval_batch_size or batch_size
+        self.samples_per_epoch = samples_per_epoch
         self.splits: dict[str, SegmentationDataset] = {}
 
     def split(self, name: str) -> SegmentationDataset:
@@ -95,7 +98,14 @@ class LandCoverDataModule(L.LightningDataModule):
     def train_dataloader(self) -> ResumableLoader:
         data = self.split("train")
         world, rank = self._world()
-        sampler = EpochBatchSampler(len(data), self.batch_size, self.seed, world, rank)
+        sampler = EpochBatchSampler(
+            len(data),
+            self.batch_size,
+            self.seed,
+            world,
+            rank,
+            samples_per_epoch=self.samples_per_epoch,
+        )
         return ResumableLoader(KeyedSamples(data), sampler, **self._loader_options())
 
     def _eval_loader(self, name: str) -> DataLoader[Any]:

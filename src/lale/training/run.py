@@ -94,6 +94,7 @@ class TrainOptions:
             still validates, keeps its best weights and is tested.
         max_unknown: Largest fraction of mask pixels with colours outside the schema that a
             split may have (checked on a spread of its masks before training).
+        callbacks: Extra Lightning callbacks (progress displays of a caller, ...).
     """
 
     data: Path
@@ -118,6 +119,7 @@ class TrainOptions:
     max_steps: int = -1
     max_minutes: float | None = None
     max_unknown: float = 0.5
+    callbacks: tuple[L.Callback, ...] = ()
 
 
 @dataclass
@@ -235,6 +237,7 @@ def _data_module(options: TrainOptions, schema: ClassSchema, recipe: Recipe) -> 
         workers=options.workers,
         seed=options.seed,
         strict=options.strict,
+        samples_per_epoch=recipe.samples_per_epoch,
     )
 
 
@@ -250,7 +253,8 @@ def resume(
         run_dir: The run directory.
         epochs: New maximum number of epochs (to train longer than first planned).
         overrides: Hardware and data-loading options to change (``workers``, ``devices``,
-            ``accelerator``, ``num_nodes``, ``strategy``, ``progress``, ``max_steps``).
+            ``accelerator``, ``num_nodes``, ``strategy``, ``progress``, ``max_steps``,
+            ``max_minutes``, ``callbacks``).
 
     Raises:
         TrainingError: No resumable state in ``run_dir``.
@@ -311,7 +315,7 @@ def _fit(
     schema = data.schema
     best = BestWeights(out)
     table = EpochTable(out)
-    callbacks: list[L.Callback] = [best, table]
+    callbacks: list[L.Callback] = [best, table, *options.callbacks]
     early = None
     if recipe.early_stopping > 0:
         early = EarlyStopping(

@@ -43,6 +43,9 @@ class EpochBatchSampler(Sampler[list[SampleKey]]):
         num_replicas: Number of ranks.
         rank: This rank.
         drop_last: Drop a last incomplete batch.
+        samples_per_epoch: Samples (random crops) per epoch; ``None``: one per image. More
+            than the dataset size repeats images within the epoch, each time with a crop seed
+            of its own, so a few big tiles contribute more than one crop each per epoch.
     """
 
     def __init__(
@@ -53,13 +56,17 @@ class EpochBatchSampler(Sampler[list[SampleKey]]):
         num_replicas: int = 1,
         rank: int = 0,
         drop_last: bool = False,
+        samples_per_epoch: int | None = None,
     ) -> None:
         if size < 1 or batch_size < 1:
             raise ValueError(f"need samples and a positive batch size, got {size}, {batch_size}")
+        if samples_per_epoch is not None and samples_per_epoch < 1:
+            raise ValueError(f"samples_per_epoch must be positive, got {samples_per_epoch}")
         if not 0 <= rank < num_replicas:
             raise ValueError(f"rank {rank} outside 0..{num_replicas - 1}")
         self.size, self.batch_size, self.seed = size, batch_size, seed
         self.num_replicas, self.rank, self.drop_last = num_replicas, rank, drop_last
+        self.samples = size if samples_per_epoch is None else samples_per_epoch
         self.epoch = 0
         self.skip = 0  # batches of self.epoch already trained before a restart
         # Lightning calls ``batch_sampler.sampler.set_epoch(epoch)`` before each epoch.
@@ -67,7 +74,7 @@ class EpochBatchSampler(Sampler[list[SampleKey]]):
 
     @property
     def per_rank(self) -> int:
-        return math.ceil(self.size / self.num_replicas)
+        return math.ceil(self.samples / self.num_replicas)
 
     def set_epoch(self, epoch: int) -> None:
         """Called by Lightning before each epoch."""
@@ -81,12 +88,16 @@ class EpochBatchSampler(Sampler[list[SampleKey]]):
 
     def keys(self) -> list[SampleKey]:
         """This rank's ``(index, crop_seed)`` keys of the current epoch, in order."""
-        g = torch.Generator().manual_seed(mix_seed(self.seed, self.epoch))
-        order = torch.randperm(self.size, generator=g).tolist()
+        keys: list[SampleKey] = []
+        for r in range(math.ceil(self.samples / self.size)):  # one pass over the images each
+            seeds = (self.seed, self.epoch) if r == 0 else (self.seed, self.epoch, -r)
+            g = torch.Generator().manual_seed(mix_seed(*seeds))
+            order = torch.randperm(self.size, generator=g).tolist()
+            keys += [(i, mix_seed(*seeds, i)) for i in order]
+        keys = keys[: self.samples]
         total = self.per_rank * self.num_replicas
-        order = (order * math.ceil(total / self.size))[:total]
-        mine = order[self.rank : total : self.num_replicas]
-        return [(i, mix_seed(self.seed, self.epoch, i)) for i in mine]
+        keys = (keys * math.ceil(total / self.samples))[:total]
+        return keys[self.rank : total : self.num_replicas]
 
     def __iter__(self) -> Iterator[list[SampleKey]]:
         keys = self.keys()

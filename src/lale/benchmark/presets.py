@@ -1,0 +1,97 @@
+"""Named benchmark set-ups: ``quick`` (embedded synthetic data, a 2-core CPU) and ``paper``.
+
+``quick`` compares ``lale_s1`` with SegFormer-B0 (``segformer``), the paper's UPerNet and Unet on
+the embedded synthetic land cover, 3 seeds, the same 240 optimizer steps of 16 crops of 128²
+each: sized for under 30 minutes on a 2-core CPU. ``paper`` runs the paper's rows on a copy of
+ARAS400k with the ARAS400k recipe (``lale train``'s defaults) for 20 epochs, 3 seeds: GPU-sized.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from lale.benchmark.plan import Budget
+from lale.recipe import Recipe
+
+__all__ = ["PRESETS", "Preset", "SyntheticData", "ensure_synthetic"]
+
+
+@dataclass(frozen=True)
+class SyntheticData:
+    """The embedded synthetic dataset a preset generates into ``OUT/data`` (``lale synth``)."""
+
+    train: int
+    val: int
+    test: int
+    size: int
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named benchmark set-up.
+
+    Attributes:
+        models: Registered model names, the LALE model first.
+        seeds: Number of seeds.
+        budget: Training budget of each run.
+        recipe: The recipe every run shares.
+        synthetic: Data to generate when ``--data`` is not given (``None``: ``--data`` needed).
+        expected: Expected run time, as documented.
+    """
+
+    models: tuple[str, ...]
+    seeds: int
+    budget: Budget
+    recipe: Recipe = field(default_factory=Recipe)
+    synthetic: SyntheticData | None = None
+    expected: str = ""
+
+
+PRESETS: dict[str, Preset] = {
+    "quick": Preset(
+        models=("lale_s1", "segformer", "upernet", "unet"),
+        seeds=3,
+        budget=Budget("steps", 240),
+        recipe=Recipe(lr=2e-3, batch_size=16, crop_size=128, loss="dice+ce", samples_per_epoch=480),
+        synthetic=SyntheticData(train=480, val=32, test=48, size=128),
+        expected="under 30 minutes on a 2-core CPU for the 12 runs (about 2 minutes a run)",
+    ),
+    "paper": Preset(
+        models=(
+            "lale_s1",
+            "lale_s2",
+            "upernet",
+            "unet",
+            "segformer:efficientnet-b0",
+            "deit3_base",
+            "maxvit_tiny",
+        ),
+        seeds=3,
+        budget=Budget("epochs", 20),
+        recipe=Recipe(),
+        synthetic=None,
+        expected=(
+            "per model and seed, 20 epochs over ARAS400k's training split at batch 24 and 256² "
+            "crops: epochs × training images ÷ the training images/s that results.json "
+            "reports; measure it first with --steps 200 on the same GPU"
+        ),
+    ),
+}
+
+
+def ensure_synthetic(root: Path, spec: SyntheticData) -> Path:
+    """The synthetic dataset ``spec`` in ``root``, generated unless the same one is there."""
+    from lale.data.synthetic import write_dataset
+
+    stamp = root / "synthetic.json"
+    if stamp.is_file():
+        meta = json.loads(stamp.read_text())
+        counts = {k: v["count"] for k, v in meta.get("splits", {}).items()}
+        wanted = {k: v for k, v in asdict(spec).items() if k in ("train", "val", "test")}
+        if meta.get("seed") == spec.seed and meta.get("size") == spec.size and counts == wanted:
+            return root
+    write_dataset(root, spec.train, spec.val, spec.test, size=spec.size, seed=spec.seed)
+    return root

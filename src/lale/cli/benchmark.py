@@ -1,0 +1,148 @@
+"""``lale benchmark``: a thin command over :mod:`lale.benchmark`."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from rich.markup import escape
+
+from lale.cli._common import add_command, fail, stderr, stdout
+
+AblationOption = Literal["attention", "kernel", "norm-act", "decoder"]
+PresetOption = Literal["quick", "paper"]
+
+
+def benchmark_command(
+    out: Annotated[Path, typer.Option(help="Output folder (runs, results, report, figures).")],
+    data: Annotated[
+        Path | None,
+        typer.Option(help="Dataset root [the preset's synthetic data in OUT/data]."),
+    ] = None,
+    models: Annotated[
+        str | None, typer.Option(help="Comma-separated model names [the preset's].")
+    ] = None,
+    seeds: Annotated[int | None, typer.Option(min=1, help="Seeds 0..K-1 [3].")] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Budget: epochs per run.")] = None,
+    steps: Annotated[
+        int | None, typer.Option(min=1, help="Budget: optimizer steps per run.")
+    ] = None,
+    minutes: Annotated[
+        float | None, typer.Option(min=0.01, help="Budget: wall-clock minutes per run.")
+    ] = None,
+    ablation: Annotated[
+        AblationOption | None,
+        typer.Option(help="Variants of one LALE model (the first of --models) instead."),
+    ] = None,
+    preset: Annotated[PresetOption | None, typer.Option(help="quick or paper.")] = None,
+    lale: Annotated[
+        str | None, typer.Option(help="The LALE model the claims are about [the first].")
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Samples per step.")] = None,
+    crop_size: Annotated[int | None, typer.Option(min=32, help="Training crop side.")] = None,
+    samples_per_epoch: Annotated[
+        int | None, typer.Option(min=1, help="Training crops per epoch [one per image].")
+    ] = None,
+    lr: Annotated[float | None, typer.Option(min=0.0, help="AdamW learning rate.")] = None,
+    model_arg: Annotated[
+        list[str] | None,
+        typer.Option(help="Option key=value given to every model (repeatable)."),
+    ] = None,
+    profile_size: Annotated[int, typer.Option(min=32, help="Input side for GMACs/speed.")] = 256,
+    profile_batch: Annotated[int, typer.Option(min=1, help="CPU throughput batch.")] = 8,
+    workers: Annotated[int, typer.Option(min=0, help="Data-loader workers.")] = 0,
+    accelerator: Annotated[str, typer.Option(help="auto, cpu or gpu.")] = "auto",
+    progress: Annotated[bool, typer.Option(help="Show the progress display.")] = True,
+) -> None:
+    """Train every model × seed on one recipe and budget, test, profile, compare, report."""
+    from lale.benchmark import (
+        PRESETS,
+        BenchmarkPlan,
+        Budget,
+        Entry,
+        ablation_entries,
+        claim_line,
+        ensure_synthetic,
+        parse_models,
+        run_benchmark,
+    )
+    from lale.cli.training import _model_args, _quiet_lightning
+    from lale.models.registry import model_kwargs
+    from lale.output_paths import check_output_dir
+    from lale.recipe import Recipe
+
+    check_output_dir(out, create=False)
+    _quiet_lightning()
+    console = stdout()
+    chosen = PRESETS[preset] if preset else None
+    budgets = [(k, v) for k, v in (("epochs", epochs), ("steps", steps), ("minutes", minutes)) if v]
+    if len(budgets) > 1:
+        raise fail("give one budget: --epochs, --steps or --minutes")
+    if budgets:
+        budget = Budget(budgets[0][0], float(budgets[0][1]))  # type: ignore[arg-type]
+    elif chosen is not None:
+        budget = chosen.budget
+    else:
+        raise fail("give a budget: --epochs, --steps or --minutes (or a --preset)")
+    recipe = chosen.recipe if chosen else Recipe()
+    if batch_size is not None:
+        recipe = replace(recipe, batch_size=batch_size)
+    if crop_size is not None:
+        recipe = replace(recipe, crop_size=crop_size)
+    if lr is not None:
+        recipe = replace(recipe, lr=lr)
+    if samples_per_epoch is not None:
+        recipe = replace(recipe, samples_per_epoch=samples_per_epoch)
+    names = models or (",".join(chosen.models) if chosen else None)
+    if not names:
+        raise fail("give --models (comma-separated) or a --preset")
+    for entry in parse_models(names):
+        model_kwargs(entry.model)  # an unknown name fails before data is generated
+    if data is None:
+        if chosen is None or chosen.synthetic is None:
+            raise fail("give --data (only --preset quick generates its own data)")
+        data = ensure_synthetic(out / "data", chosen.synthetic)
+    shared = _model_args(model_arg)
+    entries = tuple(Entry(e.label, e.model, dict(shared)) for e in parse_models(names))
+    if ablation is not None:
+        entries = ablation_entries(ablation, entries[0].model, shared)
+    plan = BenchmarkPlan(
+        data=data,
+        out=out,
+        entries=entries,
+        seeds=tuple(range(seeds or (chosen.seeds if chosen else 3))),
+        budget=budget,
+        recipe=recipe,
+        lale=lale,
+        ablation=ablation,
+        workers=workers,
+        accelerator=accelerator,
+        profile_size=profile_size,
+        profile_batch=profile_batch,
+    )
+    console.print(
+        f"[bold]lale benchmark[/] — {len(entries)} models × {len(plan.seeds)} seeds, "
+        f"{budget.describe()}, into {escape(str(out))}",
+        soft_wrap=True,
+    )
+    results = run_benchmark(plan, progress=progress, console=stderr(), say=console.print)
+    for row in results["models"]:
+        f1 = row["macro_f1"]
+        std = "" if f1["std"] is None else f" ± {f1['std']:.2%}"
+        console.print(
+            f"{escape(row['model'])}: macro-F1 {f1['mean']:.2%}{std}, {row['gmacs']:.2f} GMACs, "
+            f"{row['throughput']:.1f} img/s",
+            soft_wrap=True,
+        )
+    for claim in results["claims"]:
+        console.print(f"[bold]{escape(claim_line(claim))}[/]", soft_wrap=True)
+    for verdict in results["verdicts"]:
+        console.print(f"[bold]{escape(verdict)}[/]", soft_wrap=True)
+    console.print(f"report: {escape(str(out / 'report.md'))}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``lale benchmark`` to ``app``."""
+    add_command(app, "benchmark", benchmark_command)
