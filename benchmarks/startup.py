@@ -63,17 +63,6 @@ def _lale_arg(text: str) -> tuple[str, list[str]]:
     return label, shlex.split(command)
 
 
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def _output(command: list[str]) -> str:
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     return done.stdout.strip() if done.returncode == 0 else f"failed ({done.returncode})"
@@ -207,8 +196,10 @@ def main(argv: list[str] | None = None) -> None:
     lales = dict(_lale_arg(text) for text in (args.lale or [default]))
     load_before = "/".join(f"{v:.2f}" for v in os.getloadavg())
     times, cpu_times = measure(_cases(args.python, lales), args.rounds)
+    from lale.profiling.environment import cpu_name  # after timing: it imports torch
+
     context = {
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "cpus": os.cpu_count(),
         "platform": f"{platform.system()} {platform.release()} {platform.machine()}",
         "python": _output([args.python, "-c", "import platform; print(platform.python_version())"]),

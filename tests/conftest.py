@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import torch
@@ -19,3 +20,16 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained ``lale_t`` run for 8-bit RGB (the ARAS400k schema), built once per module."""
+    from lale.data.schema import ARAS400K
+    from lale.models import create_model
+    from lale.runs import RunConfig, save_run
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("run")
+    save_run(path, create_model("lale_t", 7, 3), RunConfig.from_schema("lale_t", ARAS400K))
+    return path

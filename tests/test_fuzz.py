@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from rasters import write_geotiff
 from typer.testing import CliRunner
@@ -26,8 +25,6 @@ from typer.testing import CliRunner
 from lale import cli
 from lale.data.schema import ARAS400K, load_schema
 from lale.errors import LaleError
-from lale.models import create_model
-from lale.runs import RunConfig, save_run
 
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, event, given, settings  # noqa: E402
@@ -46,15 +43,6 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny untrained run for 8-bit RGB, built once."""
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("run")
-    save_run(path, create_model("lale_t", 7, 3), RunConfig.from_schema("lale_t", ARAS400K))
-    return path
 
 
 @pytest.fixture

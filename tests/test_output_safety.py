@@ -10,17 +10,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from rasters import write_geotiff
 from typer.testing import CliRunner
 
 from lale import cli
 from lale.data import prepare_cut
-from lale.data.schema import ARAS400K
 from lale.inference import scene_outputs
-from lale.models import create_model
-from lale.runs import RunConfig, save_run
 
 pytestmark = [
     pytest.mark.usefixtures("one_thread"),
@@ -28,15 +24,6 @@ pytestmark = [
 ]
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An untrained lale_t run for 8-bit RGB."""
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("run")
-    save_run(path, create_model("lale_t", 7, 3), RunConfig.from_schema("lale_t", ARAS400K))
-    return path
 
 
 def picture(path: Path, value: int = 90, size: tuple[int, int] = (24, 30)) -> Path:

@@ -66,15 +66,6 @@ class Pixelwise(nn.Module):
         return self.conv(x)
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An untrained lale_t run for 8-bit RGB (the ARAS400k schema)."""
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("run")
-    save_run(path, create_model("lale_t", 7, 3), RunConfig.from_schema("lale_t", ARAS400K))
-    return path
-
-
 def config_for(spec: ImageSpec | None = None) -> RunConfig:
     schema = ARAS400K if spec is None else ClassSchema(ARAS400K.names, image=spec)
     return RunConfig.from_schema("lale_t", schema)
