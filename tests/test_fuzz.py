@@ -141,6 +141,18 @@ _json = st.recursive(
 _valid_schema = ARAS400K.to_dict()
 
 
+def _mutate(draw: st.DrawFn, target: dict[str, Any]) -> None:
+    """Drop one key of ``target``, give it a value of another type, or add an unknown key."""
+    key = draw(st.sampled_from(sorted(target)))
+    action = draw(st.sampled_from(["drop", "retype", "extra"]))
+    if action == "drop":
+        del target[key]
+    elif action == "retype":
+        target[key] = draw(_json)
+    else:
+        target[draw(st.text(min_size=1, max_size=5))] = draw(_json)
+
+
 @st.composite
 def schema_documents(draw: st.DrawFn) -> Any:
     kind = draw(st.sampled_from(["random", "mutated"]))
@@ -155,14 +167,7 @@ def schema_documents(draw: st.DrawFn) -> Any:
             )
         if not isinstance(target, dict) or not target:
             continue
-        key = draw(st.sampled_from(sorted(target)))
-        action = draw(st.sampled_from(["drop", "retype", "extra"]))
-        if action == "drop":
-            del target[key]
-        elif action == "retype":
-            target[key] = draw(_json)
-        else:
-            target[draw(st.text(min_size=1, max_size=5))] = draw(_json)
+        _mutate(draw, target)
     return doc
 
 
@@ -193,14 +198,7 @@ def config_mutations(draw: st.DrawFn, valid: dict[str, Any]) -> Any:
         nested = [k for k, v in doc.items() if isinstance(v, dict) and v]
         if nested and draw(st.booleans()):
             target = doc[draw(st.sampled_from(sorted(nested)))]
-        key = draw(st.sampled_from(sorted(target)))
-        action = draw(st.sampled_from(["drop", "retype", "extra"]))
-        if action == "drop":
-            del target[key]
-        elif action == "retype":
-            target[key] = draw(_json)
-        else:
-            target[draw(st.text(min_size=1, max_size=5))] = draw(_json)
+        _mutate(draw, target)
     return doc
 
 
