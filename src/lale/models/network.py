@@ -9,7 +9,7 @@ where self-attention's quadratic cost is small. Where attention sits is configur
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Final, Literal
 
 import torch
@@ -307,15 +307,8 @@ LALE_S1: Final = LaleConfig(
     mlp="conv",
     pos_conv=False,
 )
-LALE_S2: Final = LaleConfig(
-    dims=(24, 48, 96, 192),
-    depths=(2, 2, 8, 3),
-    decoder_dim=128,
-    kernel_size=3,
-    mlp_ratio=4.0,
-    mlp="conv",
-    pos_conv=False,
-)
+# S2 is S1 with deeper attention stages and a wider ConvMLP; everything else is shared.
+LALE_S2: Final = replace(LALE_S1, depths=(2, 2, 8, 3), mlp_ratio=4.0)
 
 register_lale("lale_s1", LALE_S1, "paper S1 (MHSA + ConvMLP)")
 register_lale("lale_s2", LALE_S2, "paper S2 (MHSA + ConvMLP)")
