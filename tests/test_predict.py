@@ -125,8 +125,24 @@ def test_geotiff_outputs_keep_georeference_nodata_and_colours(tmp_path: Path) ->
     assert csv[0] == "index,class,pixels,percent,km2" and len(csv) == 8
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
         f"scene_{k}"
-        for k in ("classes.tif", "confidence.tif", "preview.png", "areas.csv", "areas.json")
+        for k in (
+            "classes.tif",
+            "confidence.tif",
+            "probabilities.tif",
+            "preview.png",
+            "areas.csv",
+            "areas.json",
+        )
     )
+    # --probabilities: K uint8 bands, softmax × 255, named by class, scale 1/255.
+    with rasterio.open(result.outputs["probabilities"]) as src:
+        assert src.count == 7 and src.dtypes[0] == "uint8"
+        assert src.descriptions == tuple(ARAS400K.names)
+        assert src.scales == (1 / 255,) * 7 and src.tags()["scale"] == "1/255"
+        probs, valid = src.read(), src.dataset_mask() > 0
+    np.testing.assert_array_equal(valid, ~nodata)
+    soft = torch.softmax(whole, 0).numpy() * 255
+    assert np.abs(probs[:, ~nodata] - soft[:, ~nodata]).max() <= 0.5 + 1e-3
 
 
 def test_projected_pixel_area() -> None:

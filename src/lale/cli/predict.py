@@ -71,13 +71,35 @@ def predict_command(
         Literal["uniform", "smooth"],
         typer.Option(help="Weighting of overlapping windows; smooth hides seams."),
     ] = "smooth",
+    confidence: Annotated[
+        bool,
+        typer.Option(
+            "--confidence",
+            help="Also write NAME_confidence (uint8 max softmax × 255, 0 = no data).",
+        ),
+    ] = False,
     probabilities: Annotated[
         bool,
         typer.Option(
             "--probabilities",
-            help="Also write NAME_confidence (uint8 max softmax × 255, 0 = no data).",
+            help="Also write NAME_probabilities.tif (uint8 softmax × 255, a band per class) "
+            "and NAME_confidence.",
         ),
     ] = False,
+    vector: Annotated[
+        Literal["gpkg", "geojson"] | None,
+        typer.Option(help="Also write the class map's polygons: NAME_classes.gpkg/.geojson."),
+    ] = None,
+    min_area: Annotated[
+        str | None,
+        typer.Option(
+            help="With --vector: merge regions smaller than this first, e.g. 500m2 or 4px."
+        ),
+    ] = None,
+    simplify: Annotated[
+        float | None,
+        typer.Option(help="With --vector: simplification tolerance in map units."),
+    ] = None,
     scale: Annotated[
         float | None, typer.Option(help="Override the run's scaling: (x + offset) / scale.")
     ] = None,
@@ -91,21 +113,30 @@ def predict_command(
         typer.Option("--skip-existing", help="Skip inputs whose outputs are all in --out already."),
     ] = False,
 ) -> None:
-    """Predict whole scenes: class map, colour preview, area table (and confidence) per input.
+    """Predict whole scenes: class map, colour preview, area table (and more) per input.
 
-    GeoTIFFs give NAME_classes.tif (input CRS and transform, no-data 255, colour table),
-    NAME_preview.png and NAME_areas.csv/.json with km² (geodesic for geographic CRSs); PNG/JPEG
-    inputs give NAME_classes.png and pixel/percent tables. Sliding windows of TILE pixels
-    overlapping by OVERLAP; memory is bounded by the batch, not the scene.
+    GeoTIFFs give NAME_classes.tif (a Cloud-Optimized GeoTIFF: input CRS and transform, no-data
+    255, colour table), NAME_preview.png and NAME_areas.csv/.json with km² (geodesic for
+    geographic CRSs); --vector adds the polygons of every connected region. PNG/JPEG inputs give
+    NAME_classes.png and pixel/percent tables (--vector needs a CRS and is refused for them).
+    Sliding windows of TILE pixels overlapping by OVERLAP; memory is bounded by the batch, not
+    the scene.
     """
     from lale.data.bands import parse_bands
     from lale.inference.batch import Failure, output_names, predict_files
     from lale.inference.inputs import expand_inputs
     from lale.inference.predict import PredictOptions, load_backend, predict_scene
     from lale.inference.scene_outputs import planned_outputs
+    from lale.inference.vector_options import VectorOptions, parse_min_area
     from lale.output_paths import check_output_dir
     from lale.profiling.environment import resolve_device
 
+    if vector is None and (min_area is not None or simplify is not None):
+        raise fail("--min-area and --simplify need --vector")
+    vector_options = None
+    if vector is not None:
+        area, unit = parse_min_area(min_area)
+        vector_options = VectorOptions(vector, area, unit, simplify)
     options = PredictOptions(
         tile=tile,
         overlap=overlap,
@@ -114,7 +145,9 @@ def predict_command(
         bands=parse_bands(bands),
         scale=scale,
         offset=offset,
+        confidence=confidence,
         probabilities=probabilities,
+        vector=vector_options,
     )
     check_output_dir(out)
     model, config = load_backend(run, backend, resolve_device(device))
@@ -128,7 +161,15 @@ def predict_command(
     skipped = []
     if skip_existing:
         for path, name in base_names.items():
-            if all(p.is_file() for p in planned_outputs(path, out, name, probabilities).values()):
+            planned = planned_outputs(
+                path,
+                out,
+                name,
+                options.writes_confidence,
+                probabilities=probabilities,
+                vector=vector_options,
+            )
+            if all(p.is_file() for p in planned.values()):
                 skipped.append(path)
     todo = [p for p in paths if p not in skipped]
     count = f"{len(todo)} input{'s' if len(todo) != 1 else ''}"

@@ -24,9 +24,11 @@ from lale import run_layout
 from lale.errors import DataError, UnavailableError, UsageError
 from lale.inference.areas import AreaCounter, AreaTable, row_areas_km2
 from lale.inference.input_plan import plan_input
+from lale.inference.row_products import row_products
 from lale.inference.scene import block_cache_bytes, open_scene
 from lale.inference.scene_outputs import SceneOutputs
 from lale.inference.tiling import Blend, SlideStats, TileGrid, slide_inference
+from lale.inference.vector_options import VectorOptions
 from lale.progress import ProgressFn
 from lale.runs import CONFIG_NAME, RunConfig, RunError, load_config, load_run
 
@@ -56,8 +58,11 @@ class PredictOptions:
         bands: 1-based input bands in model order, overriding the run's selection.
         scale: Divisor of the raw samples, overriding the run's scaling (see module docs).
         offset: Added to the raw samples before ``scale``; overrides the run's.
-        probabilities: Also write the confidence map (uint8 max softmax × 255, no-data 0).
+        confidence: Also write the confidence map (uint8 max softmax × 255, no-data 0).
+        probabilities: Also write the per-class probabilities (uint8 softmax × 255, one band
+            per class) and the confidence map.
         preview_size: Longest side of the preview PNG of raster inputs.
+        vector: Also write the class map's polygons (format, sieve, simplification).
     """
 
     tile: int = 256
@@ -67,8 +72,15 @@ class PredictOptions:
     bands: tuple[int, ...] | None = None
     scale: float | None = None
     offset: float | None = None
+    confidence: bool = False
     probabilities: bool = False
     preview_size: int = 2048
+    vector: VectorOptions | None = None
+
+    @property
+    def writes_confidence(self) -> bool:
+        """Whether the confidence map is written (``confidence`` or ``probabilities``)."""
+        return self.confidence or self.probabilities
 
     def __post_init__(self) -> None:
         if self.tile < 1 or not 0 <= self.overlap < self.tile:
@@ -207,7 +219,14 @@ def predict_scene(
         counter = AreaCounter(config.num_classes, row_km2)
         name = name or path.stem
         outputs = SceneOutputs(
-            scene, out_dir, name, schema, options.probabilities, options.preview_size
+            scene,
+            out_dir,
+            name,
+            schema,
+            options.writes_confidence,
+            options.preview_size,
+            probabilities=options.probabilities,
+            vector=options.vector,
         )
         stats = SlideStats()
         try:
@@ -223,15 +242,14 @@ def predict_scene(
                 stats=stats,
             )
             for row, logits, valid in strips:
-                classes = logits.max(0).indices.to(torch.uint8).numpy()  # faster than argmax
-                classes[~valid] = 255
-                confidence = None
-                if options.probabilities:
-                    p = torch.softmax(logits, 0).amax(0).mul_(255).round_().clamp_(1, 255)
-                    confidence = p.to(torch.uint8).numpy()
-                    confidence[~valid] = 0
-                counter.add(row, classes)
-                outputs.write(row, classes, confidence)
+                rows = row_products(
+                    logits.numpy(),
+                    valid,
+                    confidence=options.writes_confidence,
+                    probabilities=options.probabilities,
+                )
+                counter.add(row, rows.classes)
+                outputs.write(row, rows.classes, rows.confidence, rows.probabilities)
             if counter.valid_pixels == 0:
                 raise DataError(path, "every pixel is no-data; nothing to predict")
             table = counter.table(schema.names, method)

@@ -1,20 +1,26 @@
-"""Scene outputs by rows: the class map, confidence map and preview prediction writes.
+"""Scene outputs by rows: the class map, confidence, probabilities, polygons and preview writes.
 
 :class:`SceneOutputs` receives finished rows of the class map (uint8, no-data 255) and,
 optionally, of the confidence map (uint8 ``round(255 · max softmax)``, no-data 0 — the maximum
-softmax is at least ``1/K``, so 0 never occurs in a valid pixel) and writes:
+softmax is at least ``1/K``, so 0 never occurs in a valid pixel) and of the per-class
+probabilities (:mod:`lale.inference.row_products`), and writes:
 
-- for raster inputs, ``NAME_classes.tif`` (the input's CRS and transform, no-data 255, the
-  schema's display colours as colour table, class names in the ``classes`` tag; 256² tiles,
-  DEFLATE), ``NAME_confidence.tif`` and a palette ``NAME_preview.png`` subsampled to at most
-  ``preview_size`` pixels a side;
-- for PNG/JPEG inputs, ``NAME_classes.png`` (palette) and ``NAME_confidence.png`` (greyscale).
+- for raster inputs, Cloud-Optimized GeoTIFFs (:mod:`lale.inference.cog`; the input's CRS and
+  transform): ``NAME_classes.tif`` (no-data 255, the schema's display colours as colour table,
+  class names in the ``classes`` tag, overviews by mode), ``NAME_confidence.tif`` and
+  ``NAME_probabilities.tif`` (one band per class described by its name, band scale 1/255,
+  no-data as a mask; overviews by average), a palette ``NAME_preview.png`` subsampled to at
+  most ``preview_size`` pixels a side, and, if asked, the polygons ``NAME_classes.gpkg`` or
+  ``.geojson`` (:mod:`lale.inference.vectorize`, traced from the written class map);
+- for PNG/JPEG inputs, ``NAME_classes.png`` (palette), ``NAME_confidence.png`` (greyscale) and
+  ``NAME_probabilities.tif`` (the same COG, without georeference); polygons need a CRS and are
+  refused for them.
 
-GeoTIFF rows are buffered and written in whole 256-row block bands, so no compressed block is
-ever written twice. Every file, the area tables added with :meth:`SceneOutputs.add_file`
-included, is written under a hidden temporary name, synced, and renamed into place only when all
-of them are complete (:meth:`SceneOutputs.commit`); :meth:`SceneOutputs.abort` removes them. A
-crash therefore leaves a scene's outputs all there or none under their final names.
+Every file, the area tables added with :meth:`SceneOutputs.add_file` included, is written under
+a hidden temporary name, synced, and renamed into place only when all of them are complete
+(:meth:`SceneOutputs.commit`); :meth:`SceneOutputs.abort` removes them. A crash or a failed
+conversion or vectorisation therefore leaves a scene's outputs all there or none under their
+final names.
 """
 
 from __future__ import annotations
@@ -22,20 +28,19 @@ from __future__ import annotations
 import json
 import math
 import os
-import warnings
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import rasterio
 from numpy.typing import NDArray
 from PIL import Image
-from rasterio.errors import NotGeoreferencedWarning
-from rasterio.windows import Window as RioWindow
 
 from lale.atomic import staged_path
 from lale.data.schema import ClassSchema
-from lale.inference.scene import OUTPUT_BLOCK, PICTURE_SUFFIXES, PictureScene, Scene
+from lale.errors import DataError
+from lale.inference.cog import CogRows
+from lale.inference.row_products import PROBABILITY_SCALE
+from lale.inference.scene import PICTURE_SUFFIXES, PictureScene, Scene
+from lale.inference.vector_options import VectorOptions
 
 __all__ = ["CLASS_NODATA", "CONFIDENCE_NODATA", "SceneOutputs", "planned_outputs"]
 
@@ -55,16 +60,29 @@ def _sync(path: Path) -> None:
 
 
 def planned_outputs(
-    path: Path, out_dir: Path, name: str, confidence: bool = False
+    path: Path,
+    out_dir: Path,
+    name: str,
+    confidence: bool = False,
+    *,
+    probabilities: bool = False,
+    vector: VectorOptions | None = None,
 ) -> dict[str, Path]:
-    """The files predicting ``path`` under base ``name`` writes into ``out_dir``, by kind."""
-    if path.suffix.lower() in PICTURE_SUFFIXES:
-        kinds = {"classes": "classes.png", "confidence": "confidence.png"}
-    else:
-        kinds = {"classes": "classes.tif", "preview": "preview.png"}
-        kinds["confidence"] = "confidence.tif"
-    if not confidence:
-        del kinds["confidence"]
+    """The files predicting ``path`` under base ``name`` writes into ``out_dir``, by kind.
+
+    ``probabilities`` implies the confidence map.
+    """
+    picture = path.suffix.lower() in PICTURE_SUFFIXES
+    ext = "png" if picture else "tif"
+    kinds = {"classes": f"classes.{ext}"}
+    if not picture:
+        kinds["preview"] = "preview.png"
+    if confidence or probabilities:
+        kinds["confidence"] = f"confidence.{ext}"
+    if probabilities:
+        kinds["probabilities"] = "probabilities.tif"
+    if vector is not None:
+        kinds["vector"] = vector.suffix
     kinds |= {"areas_csv": "areas.csv", "areas_json": "areas.json"}
     return {kind: out_dir / f"{name}_{suffix}" for kind, suffix in kinds.items()}
 
@@ -93,73 +111,6 @@ def _palette(schema: ClassSchema) -> NDArray[np.uint8]:
     pal = np.zeros((256, 3), dtype=np.uint8)
     pal[: schema.num_classes] = np.asarray(schema.display_colors, dtype=np.uint8)
     return pal
-
-
-class _TiffRows:
-    """A single-band uint8 GeoTIFF written in whole 256-row block bands."""
-
-    def __init__(
-        self,
-        path: Path,
-        scene: Scene,
-        nodata: int,
-        colors: NDArray[np.uint8] | None,
-        tags: dict[str, str],
-    ) -> None:
-        self.path, self.tmp = path, _temporary(path)
-        profile: dict[str, Any] = {
-            "driver": "GTiff",
-            "height": scene.height,
-            "width": scene.width,
-            "count": 1,
-            "dtype": "uint8",
-            "crs": scene.crs,
-            "transform": scene.transform,
-            "nodata": nodata,
-            "tiled": True,
-            "blockxsize": OUTPUT_BLOCK,
-            "blockysize": OUTPUT_BLOCK,
-            "compress": "deflate",
-            "bigtiff": "if_safer",
-        }
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            self.dst = rasterio.open(self.tmp, "w", **profile)
-        try:
-            if colors is not None:
-                cmap = {i: (*map(int, colors[i]), 255) for i in range(256)}
-                cmap[nodata] = (0, 0, 0, 0)
-                self.dst.write_colormap(1, cmap)
-            self.dst.update_tags(**tags)
-        except BaseException:
-            self.abort()
-            raise
-        self.pending: list[NDArray[np.uint8]] = []
-        self.start = 0  # first scene row not yet written
-
-    def write(self, row: int, rows: NDArray[np.uint8]) -> None:
-        if row != self.start + sum(len(p) for p in self.pending):
-            raise ValueError(f"rows must arrive in order; got row {row}")
-        self.pending.append(rows)
-        buffered = sum(len(p) for p in self.pending)
-        if row + len(rows) == self.dst.height:
-            self._flush(buffered)
-        elif buffered >= OUTPUT_BLOCK:
-            self._flush(buffered // OUTPUT_BLOCK * OUTPUT_BLOCK)
-
-    def _flush(self, n: int) -> None:
-        block = np.concatenate(self.pending)
-        self.dst.write(block[:n], 1, window=RioWindow(0, self.start, block.shape[1], n))
-        self.pending = [block[n:]] if n < len(block) else []
-        self.start += n
-
-    def finish(self) -> None:
-        self.dst.close()
-        _sync(self.tmp)
-
-    def abort(self) -> None:
-        self.dst.close()
-        self.tmp.unlink(missing_ok=True)
 
 
 class _PngRows:
@@ -199,6 +150,28 @@ class _PngRows:
         self.tmp.unlink(missing_ok=True)
 
 
+class _Polygons:
+    """The class map's polygons, traced from the finished class map when the scene commits."""
+
+    def __init__(
+        self, path: Path, classes: CogRows, names: tuple[str, ...], options: VectorOptions
+    ) -> None:
+        self.path, self.classes, self.names, self.options = path, classes, names, options
+        self.tmp = staged_path(path)
+
+    def finish(self) -> None:
+        from lale.inference.vectorize import vectorize_class_map
+
+        vectorize_class_map(self.classes.tmp, self.tmp, self.names, self.options)
+        _sync(self.tmp)
+
+    def abort(self) -> None:
+        self.tmp.unlink(missing_ok=True)
+
+
+_Sink = CogRows | _PngRows | _Bytes | _Polygons
+
+
 class SceneOutputs:
     """The files one scene's prediction produces; rows arrive top to bottom.
 
@@ -209,6 +182,11 @@ class SceneOutputs:
         schema: Class names and display colours.
         confidence: Also write the confidence map.
         preview_size: Longest side of the raster preview PNG.
+        probabilities: Also write the per-class probabilities (and the confidence map).
+        vector: Also write the polygons of the class map.
+
+    Raises:
+        DataError: Polygons are asked of an input without CRS.
     """
 
     def __init__(
@@ -219,13 +197,22 @@ class SceneOutputs:
         schema: ClassSchema,
         confidence: bool = False,
         preview_size: int = 2048,
+        *,
+        probabilities: bool = False,
+        vector: VectorOptions | None = None,
     ) -> None:
+        if vector is not None and (isinstance(scene, PictureScene) or scene.crs is None):
+            raise DataError(
+                scene.path, "has no CRS; --vector needs a georeferenced raster (GeoTIFF)"
+            )
         out_dir.mkdir(parents=True, exist_ok=True)
         pal = _palette(schema)
         h, w = scene.height, scene.width
-        self.planned = planned_outputs(scene.path, out_dir, name, confidence)
-        self.files: dict[str, _TiffRows | _PngRows | _Bytes] = {}
-        self.confidence = confidence
+        confidence = confidence or probabilities
+        self.planned = planned_outputs(
+            scene.path, out_dir, name, confidence, probabilities=probabilities, vector=vector
+        )
+        self.files: dict[str, _Sink] = {}
         target = self.planned
         try:
             if isinstance(scene, PictureScene):
@@ -234,32 +221,73 @@ class SceneOutputs:
                     self.files["confidence"] = _PngRows(
                         target["confidence"], h, w, None, CONFIDENCE_NODATA
                     )
-                return
-            tags = {"classes": json.dumps(list(schema.names)), "schema": schema.name}
-            self.files["classes"] = _TiffRows(target["classes"], scene, CLASS_NODATA, pal, tags)
-            self.files["preview"] = _PngRows(
-                target["preview"], h, w, pal, CLASS_NODATA, preview_size
-            )
-            if confidence:
-                tags = {"confidence": "round(255 * max softmax probability)"}
-                self.files["confidence"] = _TiffRows(
-                    target["confidence"], scene, CONFIDENCE_NODATA, None, tags
+            else:
+                tags = {"classes": json.dumps(list(schema.names)), "schema": schema.name}
+                classes = CogRows(
+                    target["classes"], scene, 1, "mode", CLASS_NODATA, pal, tags, ("class",)
+                )
+                self.files["classes"] = classes
+                self.files["preview"] = _PngRows(
+                    target["preview"], h, w, pal, CLASS_NODATA, preview_size
+                )
+                if confidence:
+                    tags = {"confidence": "round(255 * max softmax probability)"}
+                    self.files["confidence"] = CogRows(
+                        target["confidence"],
+                        scene,
+                        1,
+                        "average",
+                        CONFIDENCE_NODATA,
+                        None,
+                        tags,
+                        ("confidence",),
+                        PROBABILITY_SCALE,
+                    )
+                if vector is not None:
+                    self.files["vector"] = _Polygons(
+                        target["vector"], classes, tuple(schema.names), vector
+                    )
+            if probabilities:
+                tags = {
+                    "probabilities": "round(255 * softmax probability), one band per class",
+                    "scale": "1/255",
+                    "classes": json.dumps(list(schema.names)),
+                }
+                self.files["probabilities"] = CogRows(
+                    target["probabilities"],
+                    scene,
+                    schema.num_classes,
+                    "average",
+                    None,
+                    None,
+                    tags,
+                    tuple(schema.names),
+                    PROBABILITY_SCALE,
                 )
         except BaseException:
             self.abort()
             raise
 
     def write(
-        self, row: int, classes: NDArray[np.uint8], confidence: NDArray[np.uint8] | None = None
+        self,
+        row: int,
+        classes: NDArray[np.uint8],
+        confidence: NDArray[np.uint8] | None = None,
+        probabilities: NDArray[np.uint8] | None = None,
     ) -> None:
         """Write finished rows starting at scene ``row``."""
         for kind, sink in self.files.items():
-            if isinstance(sink, _Bytes):
+            if isinstance(sink, _Bytes | _Polygons):
                 continue
             if kind == "confidence":
                 if confidence is None:
                     raise ValueError("confidence rows are needed for the confidence map")
                 sink.write(row, confidence)
+            elif kind == "probabilities":
+                if probabilities is None:
+                    raise ValueError("probability rows are needed for the probabilities")
+                assert isinstance(sink, CogRows)
+                sink.write(row, probabilities, classes != CLASS_NODATA)
             else:
                 sink.write(row, classes)
 
@@ -268,9 +296,10 @@ class SceneOutputs:
         self.files[kind] = _Bytes(self.planned[kind], data)
 
     def commit(self) -> dict[str, Path]:
-        """Complete every file, then move them all into place; returns them by kind.
+        """Complete every file (the polygons after the class map), then move them all into place.
 
-        If anything fails, the temporary files and the files already moved are removed.
+        Returns the files by kind. If anything fails, the temporary files and the files already
+        moved are removed.
         """
         moved: list[Path] = []
         try:
