@@ -46,7 +46,8 @@ class VectorOptions:
         min_area: Connected regions smaller than this are merged into their largest neighbour
             first (``rasterio.features.sieve``); 0 keeps every region.
         min_area_unit: Unit of ``min_area``.
-        simplify: Douglas–Peucker tolerance in map units (shared edges kept shared), or ``None``.
+        simplify: Simplification tolerance in map units (``shapely.coverage_simplify``,
+            Visvalingam–Whyatt; shared edges kept shared), or ``None``.
         block_rows: Rows of the class map polygonised at a time.
     """
 

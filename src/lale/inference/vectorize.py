@@ -22,9 +22,12 @@ neighbour absorbs a sieved region can differ near a border, where neighbours' si
 
 Areas are those of the area table: a projected map's polygons are measured in the plane
 (× the CRS unit²), a geographic map's on the ellipsoid (``pyproj.Geod.geometry_area_perimeter``).
-``--simplify`` uses ``shapely.coverage_simplify`` on each batch of finished polygons, so edges
-shared inside a batch stay shared (no gaps, no overlaps); edges between batches are kept as
-traced. A sieve moves area between classes; the table counts the unsieved map.
+``--simplify`` uses ``shapely.coverage_simplify`` (Visvalingam–Whyatt) on each batch of
+finished polygons, outlines cut into pixel-long segments first so that neighbours share every
+vertex: edges shared inside a batch stay shared (no gaps, no overlaps); edges between batches and
+on the map's border are kept as traced. On land-cover-like maps a tolerance of a pixel or two
+keeps each class's area within 0.5 %; on speckled maps it shrinks the small regions, so sieve
+first. A sieve moves area between classes; the table counts the unsieved map.
 """
 
 from __future__ import annotations
@@ -44,7 +47,6 @@ from affine import Affine
 from numpy.typing import NDArray
 from rasterio.features import rasterize, shapes, sieve
 from rasterio.windows import Window
-from shapely.geometry import shape
 
 from lale.errors import DataError
 from lale.inference.areas import row_areas_km2
@@ -55,6 +57,8 @@ __all__ = ["VectorSummary", "min_area_pixels", "vectorize_class_map"]
 NODATA = 255
 LAYER = "classes"
 _DRIVERS = {"gpkg": "GPKG", "geojson": "GeoJSON"}
+BATCH = 50_000
+"""Finished polygons written (and simplified) together."""
 
 
 @dataclass
@@ -106,8 +110,14 @@ class _Groups:
         self.members[ra] += self.members.pop(rb)
 
 
+def _polygon(geojson: dict[str, Any]) -> shapely.Polygon:
+    """A shapely polygon of a GeoJSON-like polygon (through numpy: twice as fast as ``shape``)."""
+    rings = [np.asarray(r, dtype=np.float64) for r in geojson["coordinates"]]
+    return shapely.Polygon(rings[0], rings[1:])
+
+
 def _burn(pieces: list[tuple[int, Any]], row: int, width: int) -> NDArray[np.int32]:
-    """Ids of ``pieces`` (pixel-coordinate polygons) in scene row ``row``; 0 elsewhere."""
+    """Ids of ``pieces`` (GeoJSON-like polygons in pixels) in scene row ``row``; 0 elsewhere."""
     if not pieces:
         return np.zeros(width, dtype=np.int32)
     return rasterize(
@@ -136,23 +146,37 @@ class _Writer:
         self.unit = math.degrees(factor) if self.geod is not None else factor
         self.summary = VectorSummary()
         self.written = False
+        self.classes: list[int] = []
+        self.geoms: list[Any] = []
 
     def _area_m2(self, geoms: NDArray[Any]) -> NDArray[np.float64]:
         if self.geod is None:
             return np.asarray(shapely.area(geoms), dtype=np.float64) * self.unit**2
-        deg = shapely.transform(geoms, lambda xy: xy * self.unit)
+        deg = shapely.orient_polygons(shapely.transform(geoms, lambda xy: xy * self.unit))
         return np.array([abs(self.geod.geometry_area_perimeter(g)[0]) for g in deg])
 
-    def write(self, classes: list[int], pixel_geoms: list[Any]) -> None:
-        if not classes and self.written:
+    def add(self, classes: list[int], pixel_geoms: list[Any]) -> None:
+        """Queue finished polygons (pixel coordinates); written by batches of ``BATCH``."""
+        self.classes += classes
+        self.geoms += pixel_geoms
+        if len(self.classes) >= BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the queued polygons (the first call creates the layer, even empty)."""
+        if not self.classes and self.written:
             return
         matrix, shift = self.matrix
-        geoms = shapely.transform(
-            np.array(pixel_geoms, dtype=object), lambda xy: xy @ matrix + shift
-        )
+        geoms = np.array(self.geoms, dtype=object)
+        cls = np.asarray(self.classes, dtype=np.int32)
+        self.classes, self.geoms = [], []
+        if self.options.simplify is not None and len(geoms):
+            # GDAL puts no vertex where a neighbour's edge meets a straight edge (a T); unit
+            # segments put one at every pixel corner, as a valid coverage must have.
+            geoms = shapely.segmentize(geoms, 1.0)
+        geoms = shapely.transform(geoms, lambda xy: xy @ matrix + shift)
         if self.options.simplify is not None and len(geoms):
             geoms = shapely.coverage_simplify(geoms, self.options.simplify, simplify_boundary=False)
-        cls = np.asarray(classes, dtype=np.int32)
         area = self._area_m2(geoms) if len(geoms) else np.zeros(0)
         for k, a in zip(cls.tolist(), area.tolist(), strict=True):
             self.summary.area_m2[k] = self.summary.area_m2.get(k, 0.0) + a
@@ -214,15 +238,15 @@ def vectorize_class_map(
             for geojson, value in shapes(
                 band, mask=band != NODATA, connectivity=4, transform=Affine.translation(0, r0)
             ):
-                geom = shape(geojson)
+                geom = _polygon(geojson)
                 pid, next_id = next_id, next_id + 1
                 pieces[pid] = (int(value), geom)
                 groups.add(pid)
                 _, miny, _, maxy = geom.bounds
                 if miny == r0:
-                    top.append((pid, geom))
+                    top.append((pid, geojson))
                 if maxy == r1:
-                    bottom.append((pid, geom))
+                    bottom.append((pid, geojson))
             if above is not None and above_cls is not None:
                 here = _burn(top, r0, width)
                 joined = (above > 0) & (here > 0) & (above_cls == band[0])
@@ -240,7 +264,8 @@ def vectorize_class_map(
                 for part in shapely.get_parts(merged):
                     done_cls.append(cls)
                     done_geoms.append(part)
-            writer.write(done_cls, done_geoms)
+            writer.add(done_cls, done_geoms)
             above = _burn(bottom, r1 - 1, width) if r1 < height else None
             above_cls = band[-1].copy()
+        writer.flush()
     return writer.summary
