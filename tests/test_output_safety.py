@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from lale import cli
 from lale.data import prepare_cut
-from lale.inference import scene_outputs
+from lale.inference import cog, scene_outputs
 
 pytestmark = [
     pytest.mark.usefixtures("one_thread"),
@@ -140,7 +140,7 @@ def _raise_disk_full(*args: Any, **kwargs: Any) -> None:
 @pytest.mark.parametrize(
     ("target", "name"),
     [
-        (scene_outputs._TiffRows, "finish"),  # the class or confidence GeoTIFF
+        (cog.CogRows, "finish"),  # the class, confidence or probabilities COG
         (scene_outputs._PngRows, "finish"),  # the preview or class PNG
         (scene_outputs._Bytes, "finish"),  # the area tables
     ],

@@ -2,8 +2,11 @@
 
 - :mod:`lale.inference.tiling` — window geometry, blending weights, the strip accumulator and
   the sliding-window loop;
-- :mod:`lale.inference.scene` — reading inputs by windows (GeoTIFF, PNG/JPEG) and writing the
-  class map, confidence map and preview;
+- :mod:`lale.inference.scene` — reading inputs by windows (GeoTIFF, PNG/JPEG);
+- :mod:`lale.inference.row_products` — class indices, confidence and probabilities of logits;
+- :mod:`lale.inference.scene_outputs` and :mod:`lale.inference.cog` — the class map, confidence,
+  probabilities (Cloud-Optimized GeoTIFFs) and preview, committed all or nothing;
+- :mod:`lale.inference.vectorize` — polygons of a class map by row bands (``--vector``);
 - :mod:`lale.inference.areas` — per-class pixels, percent and km² (geographic CRS handled);
 - :mod:`lale.inference.predict` — backends, band selection and scaling, :func:`predict_scene`.
 

@@ -159,8 +159,8 @@ class SceneResult:
 
     Attributes:
         input: The input file.
-        outputs: Written files by kind (``classes``, ``preview``, ``confidence``, ``areas_csv``,
-            ``areas_json``).
+        outputs: Written files by kind (``classes``, ``preview``, ``confidence``,
+            ``probabilities``, ``vector``, ``areas_csv``, ``areas_json``).
         areas: The area table.
         height: Scene rows.
         width: Scene columns.

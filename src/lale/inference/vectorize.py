@@ -69,14 +69,20 @@ class VectorSummary:
     area_m2: dict[int, float] = field(default_factory=dict)
 
 
-def min_area_pixels(options: VectorOptions, row_km2: NDArray[np.float64] | None) -> int:
-    """The sieve threshold in pixels (``m2`` converted with the middle row's pixel area)."""
+def min_area_pixels(
+    options: VectorOptions, row_km2: NDArray[np.float64] | None, source: Path
+) -> int:
+    """The sieve threshold in pixels (``m2`` converted with the middle row's pixel area).
+
+    Raises:
+        DataError: ``m2`` asked of ``source``, a map whose CRS gives no ground area.
+    """
     if options.min_area <= 0:
         return 0
     if options.min_area_unit == "px":
         return math.ceil(options.min_area)
     if row_km2 is None:
-        raise DataError(Path("--min-area"), "m2 needs a georeferenced map; give pixels (px)")
+        raise DataError(source, "its CRS gives no ground area; give --min-area in px")
     pixel_m2 = float(row_km2[len(row_km2) // 2]) * 1e6
     return math.ceil(options.min_area / pixel_m2)
 
@@ -218,7 +224,7 @@ def vectorize_class_map(
             raise DataError(source, "has no CRS; polygons need a georeferenced map")
         height, width = src.height, src.width
         row_km2, _ = row_areas_km2(src.crs, src.transform, height, width)
-        size = min_area_pixels(options, row_km2)
+        size = min_area_pixels(options, row_km2, source)
         halo = min(size, options.block_rows) if size > 1 else 0
         target.unlink(missing_ok=True)
         writer = _Writer(src, target, names, options)
