@@ -73,6 +73,9 @@ else:
     out["bytes"] = Path(dst).stat().st_size
     Path(dst).unlink()
 out["seconds"] = time.perf_counter() - t0
+import resource
+usage = resource.getrusage(resource.RUSAGE_SELF)
+out["cpu_seconds"] = usage.ru_utime + usage.ru_stime
 status = open("/proc/self/status").read().splitlines()
 out["vm_hwm_kb"] = next(int(l.split()[1]) for l in status if l.startswith("VmHWM"))
 print(json.dumps(out))
@@ -153,16 +156,19 @@ def markdown(result: dict[str, Any]) -> str:
         "- versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()),
         f"- map: {s['valid_pixels']:,} valid pixels, {s['nodata_pixels']:,} no-data",
         "",
-        "| step | seconds | peak RSS (MB) | features | output (MB) |",
-        "|---|---:|---:|---:|---:|",
+        "| step | wall s | CPU s | peak RSS (MB) | features | output (MB) |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for name, r in result["steps"].items():
         feats = f"{r['features']:,}" if "features" in r else "–"
         lines.append(
-            f"| {name} | {r['seconds']:.1f} | {r['peak_mb']:.0f} | {feats} | "
-            f"{r['bytes'] / 2**20:.1f} |"
+            f"| {name} | {r['seconds']:.1f} | {r['cpu_seconds']:.1f} | {r['peak_mb']:.0f} | "
+            f"{feats} | {r['bytes'] / 2**20:.1f} |"
         )
     lines += [
+        "",
+        "Wall times on a shared, loaded machine (see the load average) are several times the "
+        "CPU times; the CPU column is the child's user + system time.",
         "",
         "`cog`: rows streamed through `CogRows` (tiled GeoTIFF, then GDAL's COG driver, mode "
         "overviews). `vector`: `vectorize_class_map` into a GeoPackage by bands of "

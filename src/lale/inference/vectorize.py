@@ -57,8 +57,8 @@ __all__ = ["VectorSummary", "min_area_pixels", "vectorize_class_map"]
 NODATA = 255
 LAYER = "classes"
 _DRIVERS = {"gpkg": "GPKG", "geojson": "GeoJSON"}
-BATCH = 50_000
-"""Finished polygons written (and simplified) together."""
+BATCH = 10_000
+"""Finished polygons written (and simplified) together: bounds the memory they take."""
 
 
 @dataclass
