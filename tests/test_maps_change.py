@@ -140,3 +140,19 @@ def test_output_folder_is_checked_before_work(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     result = _change(pa, pb, tmp_path / "file")
     assert result.exit_code == 2 and "cannot write output here" in result.stderr
+
+
+def test_more_than_fifteen_classes_give_a_uint16_change_raster(tmp_path: Path) -> None:
+    names = tuple(f"c{k}" for k in range(16))
+    rng = np.random.default_rng(4)
+    a, b = (rng.integers(0, 16, (6, 7)).astype(np.uint8) for _ in range(2))
+    b[0, 0] = 255
+    pa = write_class_map(tmp_path / "a.tif", a, names=names, colours=None)
+    pb = write_class_map(tmp_path / "b.tif", b, names=names, colours=None)
+    result = _change(pa, pb, tmp_path / "o")
+    assert result.exit_code == 0, result.output
+    with rasterio.open(tmp_path / "o" / "change.tif") as src:
+        assert src.dtypes[0] == "uint16" and src.nodata == 65535
+        code = src.read(1)
+    assert code[0, 0] == 65535
+    assert np.array_equal(code[b != 255], a[b != 255].astype(int) * 16 + b[b != 255])

@@ -32,7 +32,8 @@ from lale.maps.classmap import NODATA, ClassMap, check_values
 __all__ = ["ChangeResult", "change_colours", "compare_maps", "same_classes"]
 
 Progress = Callable[[int, int], None]
-_STRIP_PIXELS = 1 << 22  # pixels per strip read from each map
+_STRIP_PIXELS = 1 << 22  # pixels per strip read from each map (at least one block row)
+_BLOCK = 256  # side of the change raster's tiles; strips are whole rows of tiles
 _PALE = 0.35  # share of the class colour in the tint of unchanged pixels
 
 
@@ -185,8 +186,8 @@ def _change_raster(path: Path, a: ClassMap, k: int, colours: NDArray[np.uint8]) 
     dtype, nodata = ("uint8", 255) if k * k <= 255 else ("uint16", 65535)
     dst = rasterio.open(
         path, "w", driver="GTiff", height=a.height, width=a.width, count=1, dtype=dtype,
-        crs=a.crs, transform=a.transform, nodata=nodata, tiled=True, blockxsize=256,
-        blockysize=256, compress="deflate", bigtiff="if_safer",
+        crs=a.crs, transform=a.transform, nodata=nodata, tiled=True, blockxsize=_BLOCK,
+        blockysize=_BLOCK, compress="deflate", bigtiff="if_safer",
     )  # fmt: skip
     cmap = {i: (*map(int, c), 255) for i, c in enumerate(change_colours(colours))}
     cmap[nodata] = (0, 0, 0, 0)
@@ -225,7 +226,7 @@ def compare_maps(
     resampled = not _same_grid(a, b)
     pixels = np.zeros(256 * 256, dtype=np.int64)
     km2 = None if row_km2 is None else np.zeros(256 * 256, dtype=np.float64)
-    strip = max(1, _STRIP_PIXELS // max(a.width, 1))
+    strip = max(1, _STRIP_PIXELS // max(a.width, 1) // _BLOCK) * _BLOCK
     with rasterio.open(a.path) as src_a, rasterio.open(b.path) as src_b:
         read_b = _open_b_on_a(src_b, a, b) if resampled else src_b
         dst = None if raster_path is None else _change_raster(raster_path, a, k, colours)

@@ -229,7 +229,7 @@ def map_areas(classmap: ClassMap, progress: Progress | None = None) -> AreaTable
     cm = classmap
     row_km2, method = row_areas_km2(cm.crs, cm.transform, cm.height, cm.width)
     counter = AreaCounter(cm.num_classes, row_km2)
-    strip = max(1, (1 << 24) // max(cm.width, 1))
+    strip = max(1, (1 << 22) // max(cm.width, 1))
     with rasterio.open(cm.path) as src:
         for row in range(0, cm.height, strip):
             n = min(strip, cm.height - row)
