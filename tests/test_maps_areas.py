@@ -151,3 +151,22 @@ def test_bad_inputs_fail_with_one_line_naming_the_file(tmp_path: Path, problem: 
     named = path if problem == "no-tag-no-table" else zones
     assert str(named) in lines[0]
     assert not any(p.name.startswith("map_") for p in out.iterdir())
+
+
+def test_zone_chart_shows_the_top_largest_zones(tmp_path: Path, monkeypatch) -> None:
+    from lale.maps import figures
+
+    shown: list[list[str]] = []
+    monkeypatch.setattr(
+        figures, "_save", lambda fig, path: shown.append(
+            [t.get_text() for t in fig.axes[0].get_yticklabels()]
+        ) or path.write_bytes(b"png"),
+    )  # fmt: skip
+    path = write_class_map(tmp_path / "map.tif", MAP)
+    small, big = box(X0, Y0 - 10, X0 + 10, Y0), box(X0, Y0 - 40, X0 + 40, Y0)
+    middle = box(X0, Y0 - 20, X0 + 20, Y0)
+    zones = write_zones(tmp_path / "z.gpkg", [small, big, middle], ["s", "b", "m"], "EPSG:32635")
+    args = [str(path), "--zones", str(zones), "--by", "name", "--top", "2"]
+    result = _areas(*args, "--out", str(tmp_path / "o"))
+    assert result.exit_code == 0, result.output
+    assert shown == [["b", "m"]]
