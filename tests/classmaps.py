@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -44,8 +45,10 @@ def write_zones(path: Path, geoms: Sequence[Any], names: Sequence[str], crs: str
 
     wkb = np.array(shapely.to_wkb(list(geoms)), dtype=object)
     driver = "GeoJSON" if path.suffix == ".geojson" else "GPKG"
-    pyogrio.raw.write(
-        path, wkb, [np.array(list(names), dtype=object)], ["name"], driver=driver, crs=crs,
-        geometry_type="Polygon",
-    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "'crs' was not provided")  # crs=None on purpose
+        pyogrio.raw.write(
+            path, wkb, [np.array(list(names), dtype=object)], ["name"], driver=driver, crs=crs,
+            geometry_type="Polygon",
+        )  # fmt: skip
     return path

@@ -170,3 +170,18 @@ def test_zone_chart_shows_the_top_largest_zones(tmp_path: Path, monkeypatch) -> 
     result = _areas(*args, "--out", str(tmp_path / "o"))
     assert result.exit_code == 0, result.output
     assert shown == [["b", "m"]]
+
+
+def test_map_and_zones_without_crs_give_coverage_weighted_pixels(tmp_path: Path) -> None:
+    path = write_class_map(tmp_path / "map.tif", MAP, crs=None)
+    zones = write_zones(tmp_path / "z.gpkg", [box(X0, Y0 - 40, X0 + 15, Y0)], ["a"], None)
+    result = _areas(str(path), "--zones", str(zones), "--by", "name", "--out", str(tmp_path / "o"))
+    assert result.exit_code == 0, result.output
+    zone = _zones_json(tmp_path / "o")["a"]
+    sub = MAP[:, :2]
+    weights = np.where(np.arange(2) == 0, 1.0, 0.5)[None].repeat(4, axis=0)
+    expected = [weights[sub == k].sum() for k in range(3)]
+    assert [c["pixels"] for c in zone["classes"]] == pytest.approx(expected)
+    assert "km2" not in zone["classes"][0] and zone["valid_km2"] is None
+    header = (tmp_path / "o" / "map_zones.csv").read_text().splitlines()[0]
+    assert header.startswith("zone,valid_pixels,nodata_pixels,water pixels")

@@ -111,7 +111,7 @@ def areas_command(
         if not zone.on_map:
             stderr().print(
                 f"warning: zone {escape(repr(zone.name))} of {escape(str(zones))} does not "
-                "overlap the map: reported with zero area",
+                "overlap the map (or has no geometry): reported with zero area",
                 soft_wrap=True,
             )
     import numpy as np
