@@ -69,7 +69,8 @@ def read_zones(path: Path, by: str | None, map_crs: Any) -> list[Zone]:
     try:
         info = pyogrio.read_info(path)
     except (DataSourceError, DataLayerError, OSError) as err:
-        raise DataError(path, f"cannot read it as a vector layer: {err}") from None
+        reason = str(err).split("; It might help")[0].rstrip(".")  # drop GDAL's driver hint
+        raise DataError(path, f"cannot read it as a vector layer: {reason}") from None
     fields = [str(f) for f in info["fields"]]
     if by is not None and by not in fields:
         raise DataError(path, f"no field {by!r}; its fields are: {', '.join(fields) or 'none'}")
