@@ -13,14 +13,12 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 from lale.errors import UnavailableError, WorkFailedError
 
 if TYPE_CHECKING:
     import onnx
 
-    from lale.runs import RunConfig
+    from lale.run_config import RunConfig
 
 __all__ = [
     "EXAMPLE_BATCH",
@@ -128,6 +126,8 @@ def onnx_metadata(config: RunConfig, pad_multiple: int | None = None) -> dict[st
         config: The run's configuration.
         pad_multiple: The multiple the model pads inputs to, if it pads.
     """
+    import torch
+
     from lale.profiling.environment import lale_version
 
     schema = config.schema()
