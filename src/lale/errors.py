@@ -153,21 +153,26 @@ class MissingDependencyError(UnavailableError):
     Args:
         command: The command that needs it, e.g. ``"lale train"``.
         module: The module that could not be imported.
+        extra: The extra to install (default: the one providing ``module``).
+        hint: Appended to the message, e.g. a way around the missing package.
     """
 
-    def __init__(self, command: str, module: str) -> None:
+    def __init__(self, command: str, module: str, extra: str | None = None, hint: str = "") -> None:
         self.module = module
-        self.extra = EXTRA_OF_MODULE.get(module.split(".")[0], "train")
-        what = "PyTorch" if self.extra == "train" else module
+        self.extra = extra or EXTRA_OF_MODULE.get(module.split(".")[0], "train")
+        torch_family = EXTRA_OF_MODULE.get(module.split(".")[0]) == "train"
+        what = "PyTorch" if torch_family else module
         super().__init__(
             f"{command} needs {what} (module {module!r} is not installed): "
-            f"pip install 'lale[{self.extra}]'"
+            f"pip install 'lale[{self.extra}]'" + (f"; {hint}" if hint else "")
         )
 
     @classmethod
-    def of(cls, err: ImportError, command: str) -> MissingDependencyError | None:
+    def of(
+        cls, err: ImportError, command: str, extra: str | None = None, hint: str = ""
+    ) -> MissingDependencyError | None:
         """The error for ``err`` if it is the import of an optional dependency, else ``None``."""
         name = err.name or ""
         if name.split(".")[0] not in EXTRA_OF_MODULE:
             return None
-        return cls(command, name)
+        return cls(command, name, extra, hint)

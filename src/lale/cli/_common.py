@@ -59,6 +59,13 @@ def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     return typer.Exit(code)
 
 
+#: Commands whose missing packages come with another extra than the package's own, and hints.
+_EXTRA_OF_COMMAND = {"lale export": "onnx"}
+_HINT_OF_COMMAND = {
+    "lale predict": "or predict from an exported file alone: --model FILE.onnx (lale[edge])"
+}
+
+
 def guarded(command: F, name: str = "lale") -> F:
     """``command`` with the one error path: a :class:`LaleError` becomes its one line and code.
 
@@ -73,7 +80,8 @@ def guarded(command: F, name: str = "lale") -> F:
         except LaleError as err:
             raise fail(str(err), err.exit_code) from None
         except ImportError as err:
-            missing = MissingDependencyError.of(err, name)
+            extra, hint = _EXTRA_OF_COMMAND.get(name), _HINT_OF_COMMAND.get(name, "")
+            missing = MissingDependencyError.of(err, name, extra, hint)
             if missing is None:
                 raise
             raise fail(str(missing), missing.exit_code) from None

@@ -103,8 +103,13 @@ class OnnxBackend:
 
     @property
     def class_names(self) -> list[str] | None:
-        """Class names in logit order, if the file records them."""
+        """Class names in logit order, if the file records them (as ``{"0": name, …}``)."""
         names = self.metadata.get("class_names")
+        if isinstance(names, dict):
+            try:
+                return [str(names[str(k)]) for k in range(len(names))]
+            except KeyError:
+                return None
         return list(names) if isinstance(names, list) else None
 
     def __repr__(self) -> str:
