@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -40,9 +41,9 @@ pytest.importorskip("onnxruntime")
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 BLOCKED = ("torch", "lightning", "torchmetrics", "timm", "segmentation_models_pytorch")
-# Runs the `lale` command in a Python where importing any of BLOCKED fails as if not installed,
-# and reports every attempt on stderr (a caught ImportError must not hide one).
-NO_TORCH = f"""
+# Makes importing any of BLOCKED fail as if it were not installed, and records every attempt
+# (a caught ImportError must not hide one).
+BLOCKER = f"""
 import importlib.abc, sys
 attempts = []
 class NoTorch(importlib.abc.MetaPathFinder):
@@ -53,6 +54,11 @@ class NoTorch(importlib.abc.MetaPathFinder):
         return None
 sys.meta_path.insert(0, NoTorch())
 from lale.cli import app
+"""
+# `lale ARGV` there; then the attempted and the loaded modules of BLOCKED on stderr.
+NO_TORCH = (
+    BLOCKER
+    + f"""
 try:
     app(sys.argv[1:], prog_name="lale")
 except SystemExit as done:
@@ -64,6 +70,19 @@ loaded = [m for m in sys.modules if m.split(".")[0] in {BLOCKED!r}]
 print("loaded:", " ".join(loaded), file=sys.stderr)
 sys.exit(code)
 """
+)
+# Each argument a whole `lale` command line, run there one after the other.
+SEVERAL = (
+    BLOCKER
+    + """
+for command in sys.argv[1:]:
+    try:
+        app(command.split(), prog_name="lale")
+    except SystemExit as done:
+        print(f"exit {done.code}", file=sys.stderr)
+    print("--", file=sys.stderr)
+"""
+)
 
 
 def lale_without_torch(*args: str) -> subprocess.CompletedProcess[str]:
@@ -188,6 +207,59 @@ def test_torch_commands_fail_in_one_line_without_torch(tmp_path: Path) -> None:
     done = lale_without_torch("predict", "--run", str(tmp_path), "x.tif", "--out", str(tmp_path))
     assert done.returncode == EXIT_UNAVAILABLE and "Traceback" not in done.stderr
     assert "--model FILE.onnx (lale[edge])" in done.stderr.splitlines()[0]
+
+
+def test_what_needs_torch_and_what_does_not(tmp_path: Path) -> None:
+    """README: the base install runs synth and schema init; the torch commands say what to get."""
+    data = tmp_path / "data"
+    commands = {
+        f"synth {data} --train 2 --val 0 --test 0 --size 32 --no-mosaic": None,
+        f"schema init {data}": None,
+        f"train --data {data} --out {tmp_path / 'r'}": "train",
+        f"evaluate --run {tmp_path} --data {data}": "train",
+        f"export --run {tmp_path}": "onnx",
+        "profile lale_t": "train",
+        "models": "train",
+        f"benchmark --preset quick --out {tmp_path / 'b'}": "train",
+        f"demo --out {tmp_path / 'd'}": "train",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", SEVERAL, *commands],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": SRC},
+        timeout=300,
+        check=False,
+    )
+    outcomes = done.stderr.split("--\n")
+    assert len(outcomes) == len(commands) + 1, done.stderr
+    for (command, extra), outcome in zip(commands.items(), outcomes, strict=False):
+        name = command.split()[0]
+        if extra is None:
+            assert "exit 0" in outcome and "error" not in outcome, (command, outcome)
+            continue
+        lines = outcome.strip().splitlines()
+        assert lines[-1] == f"exit {EXIT_UNAVAILABLE}" and len(lines) == 2, (command, outcome)
+        assert lines[0].startswith(f"error: lale {name} needs PyTorch"), lines[0]
+        assert lines[0].endswith(f"pip install 'lale[{extra}]'"), lines[0]
+    assert (data / "schema.json").is_file() and not (tmp_path / "r").exists()
+
+
+def test_base_install_is_torch_free_and_make_installs_every_extra() -> None:
+    tomllib = pytest.importorskip("tomllib")
+    root = Path(__file__).resolve().parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    base = {re.split(r"[<>=\[ ]", d)[0].lower() for d in project["dependencies"]}
+    assert base == {"numpy", "rasterio", "pyproj", "pillow", "typer", "rich", "pyyaml"}
+    extras = project["optional-dependencies"]
+    assert [d.split(">")[0] for d in extras["edge"]] == ["onnxruntime"]
+    assert {"torch", "lightning", "torchmetrics", "matplotlib"} <= {
+        re.split(r"[<>=]", d)[0] for d in extras["train"]
+    }
+    assert all("lale[train]" in extras[k] for k in ("baselines", "onnx"))
+    makefile = (root / "Makefile").read_text()
+    line = next(x for x in makefile.splitlines() if x.startswith("EXTRAS :="))
+    assert set(line.split(":=")[1].strip().split(",")) == set(extras)
 
 
 def test_model_option_errors(edge_run: tuple[Path, Path], tmp_path: Path) -> None:
