@@ -326,3 +326,26 @@ def test_scene_transform_is_kept(edge_run: tuple[Path, Path], tmp_path: Path) ->
     assert res.exit_code == 0, res.output
     table = json.loads((tmp_path / "o" / "geo_areas.json").read_text())
     assert table["area_method"] == "geodesic" and table["crs"] == "EPSG:4326"
+
+
+@pytest.mark.parametrize(("h", "w", "pad_h", "pad_w"), [(5, 7, 3, 0), (5, 7, 4, 6), (3, 2, 5, 9)])
+def test_numpy_padding_is_the_models_rule(h: int, w: int, pad_h: int, pad_w: int) -> None:
+    from lale.inference.pad import pad_bottom_right
+    from lale.models.padding import pad_bottom_right as torch_pad
+
+    x = np.random.default_rng(0).normal(size=(2, 3, h, w)).astype(np.float32)
+    expected = torch_pad(torch.from_numpy(x), pad_h, pad_w).numpy()
+    np.testing.assert_array_equal(pad_bottom_right(x, pad_h, pad_w), expected)
+
+
+def test_numpy_class_indices_and_confidence_match_torch() -> None:
+    from lale.inference.predict import class_indices, max_probability_uint8
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(7, 40, 50)).astype(np.float32) * 3
+    logits[:, 0, 0] = 1.0  # a tie: the first class wins, as with argmax
+    t = torch.from_numpy(logits)
+    np.testing.assert_array_equal(class_indices(logits), t.argmax(0).numpy())
+    expected = torch.softmax(t, 0).amax(0).mul(255).round().clamp(1, 255).numpy()
+    assert np.abs(max_probability_uint8(logits).astype(int) - expected).max() <= 1
+    assert class_indices(logits)[0, 0] == 0 and max_probability_uint8(logits)[0, 0] == 36
