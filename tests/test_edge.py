@@ -349,3 +349,25 @@ def test_numpy_class_indices_and_confidence_match_torch() -> None:
     expected = torch.softmax(t, 0).amax(0).mul(255).round().clamp(1, 255).numpy()
     assert np.abs(max_probability_uint8(logits).astype(int) - expected).max() <= 1
     assert class_indices(logits)[0, 0] == 0 and max_probability_uint8(logits)[0, 0] == 36
+
+
+AMAZON = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sentinel2-amazon"
+
+
+@pytest.mark.skipif(
+    not (AMAZON / "images" / "sen2_amazon_12band.tif").is_file(),
+    reason=f"real Sentinel-2 sample not present at {AMAZON}",
+)
+def test_real_sentinel2_scene_from_the_onnx_file_alone(
+    edge_run: tuple[Path, Path], tmp_path: Path
+) -> None:
+    _, shipped = edge_run
+    scene = AMAZON / "images" / "sen2_amazon_12band.tif"
+    done = lale_without_torch(
+        "predict", "--model", str(shipped), str(scene), "--bands", "4,3,2",
+        "--out", str(tmp_path), "--no-progress",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "attempted imports: \n" in done.stderr
+    table = json.loads((tmp_path / "sen2_amazon_12band_areas.json").read_text())
+    assert table["area_method"] == "geodesic" and 5.0 < table["total_km2"] < 7.0
