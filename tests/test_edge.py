@@ -35,6 +35,7 @@ from lale.errors import EXIT_UNAVAILABLE, EXIT_USAGE
 from lale.inference.onnx.deepness import deepness_metadata, deepness_standardization
 from lale.run_config import RunConfig
 from lale.runs import save_run
+from tests.classmaps import write_class_map
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -210,11 +211,17 @@ def test_torch_commands_fail_in_one_line_without_torch(tmp_path: Path) -> None:
 
 
 def test_what_needs_torch_and_what_does_not(tmp_path: Path) -> None:
-    """README: the base install runs synth and schema init; the torch commands say what to get."""
+    """README: the base install runs synth, schema init, areas and change; the torch commands
+    say what to get."""
     data = tmp_path / "data"
+    grid = np.arange(64, dtype=np.uint8).reshape(8, 8) % 3
+    map_a = write_class_map(tmp_path / "a.tif", grid)
+    map_b = write_class_map(tmp_path / "b.tif", grid[::-1].copy())
     commands = {
         f"synth {data} --train 2 --val 0 --test 0 --size 32 --no-mosaic": None,
         f"schema init {data}": None,
+        f"areas {map_a} --out {tmp_path / 'areas'}": None,
+        f"change {map_a} {map_b} --out {tmp_path / 'change'}": None,
         f"train --data {data} --out {tmp_path / 'r'}": "train",
         f"evaluate --run {tmp_path} --data {data}": "train",
         f"export --run {tmp_path}": "onnx",
@@ -243,6 +250,8 @@ def test_what_needs_torch_and_what_does_not(tmp_path: Path) -> None:
         assert lines[0].startswith(f"error: lale {name} needs PyTorch"), lines[0]
         assert lines[0].endswith(f"pip install 'lale[{extra}]'"), lines[0]
     assert (data / "schema.json").is_file() and not (tmp_path / "r").exists()
+    assert (tmp_path / "areas" / "a_areas.png").is_file()
+    assert (tmp_path / "change" / "change_matrix.csv").is_file()
 
 
 def test_base_install_is_torch_free_and_make_installs_every_extra() -> None:
@@ -250,10 +259,11 @@ def test_base_install_is_torch_free_and_make_installs_every_extra() -> None:
     root = Path(__file__).resolve().parents[1]
     project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
     base = {re.split(r"[<>=\[ ]", d)[0].lower() for d in project["dependencies"]}
-    assert base == {"numpy", "rasterio", "pyproj", "pillow", "typer", "rich", "pyyaml"}
+    assert {"numpy", "rasterio", "pyproj", "pillow", "typer", "rich", "pyyaml"} <= base
+    assert not base & {"torch", "lightning", "torchmetrics", "safetensors", "onnxruntime"}
     extras = project["optional-dependencies"]
     assert [d.split(">")[0] for d in extras["edge"]] == ["onnxruntime"]
-    assert {"torch", "lightning", "torchmetrics", "matplotlib"} <= {
+    assert {"torch", "lightning", "torchmetrics"} <= {
         re.split(r"[<>=]", d)[0] for d in extras["train"]
     }
     assert all("lale[train]" in extras[k] for k in ("baselines", "onnx"))
