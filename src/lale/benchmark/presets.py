@@ -2,8 +2,9 @@
 
 ``quick`` compares ``lale_s1`` with SegFormer-B0 (``segformer``), the paper's UPerNet and Unet on
 the embedded synthetic land cover, 3 seeds, the same 240 optimizer steps of 16 crops of 128²
-each: measured 47 minutes on a 2-core CPU, most of it UPerNet's three runs. ``paper`` runs the paper's rows on a copy of
-ARAS400k with the ARAS400k recipe (``lale train``'s defaults) for 20 epochs, 3 seeds: GPU-sized.
+each: measured 47 minutes on a 2-core CPU, most of it UPerNet's three runs. ``paper`` runs the
+paper's rows on a copy of ARAS400k with the ARAS400k recipe (``lale train``'s defaults) for 20
+epochs, 3 seeds: GPU-sized.
 """
 
 from __future__ import annotations
