@@ -160,7 +160,7 @@ def export_command(
     say(
         f"int8 ({q.kind}): wrote {escape(str(q.path))}: {_mb(q.size_bytes)} "
         f"({q.size_ratio:.0%} of fp32), {'/'.join(q.ops)} weights; "
-        f"argmax agrees with fp32 on {q.agreement:.1%} of a random input's pixels"
+        f"argmax agrees with fp32 on {q.agreement:.1%} of the pixels of {q.agreement_on}"
     )
     if q.kind == "static":
         say(f"  kept in fp32: {escape(', '.join(parts) or 'nothing')}")

@@ -72,14 +72,14 @@ def _training_root(run_dir: Path, data: str | Path | None, split: str) -> Path:
         if not recorded:
             raise DataUnavailableError(
                 f"{run_dir / CONFIG_NAME}: the run records no dataset (recipe.data) to "
-                "calibrate on; give one with --data, or use --int8 dynamic"
+                "calibrate on; give one with --data, or use --int8-kind dynamic"
             )
         data = recorded
     root = Path(data)
     if not (root / split).is_dir():
         raise DataUnavailableError(
             f"{root / split}: training split to calibrate on not found on this machine; "
-            "give the dataset with --data, or use --int8 dynamic"
+            "give the dataset with --data, or use --int8-kind dynamic"
         )
     return root
 
