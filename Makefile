@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-EXTRAS := baselines,onnx,dev
+EXTRAS := train,edge,baselines,onnx,dev
 
 .PHONY: install demo test lint typecheck clean
 

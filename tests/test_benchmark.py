@@ -35,6 +35,7 @@ from lale.benchmark.runner import _Progress
 from lale.data.synthetic import write_dataset
 from lale.models import create_model, registry
 from lale.models.activations import StarReLU
+from lale.models.blocks import Attention, attention_heads
 from lale.models.network import build_lale
 from lale.models.norms import RMSNorm2d
 from lale.training.sampling import EpochBatchSampler
@@ -234,20 +235,29 @@ def test_ablation_variants_differ_only_where_they_should(name: str, model: str) 
         assert entries[0].label == {"decoder": "lale_t-D64"}.get(name, entries[0].label)
 
 
-def test_attention_ablation_moves_attention_by_resolution() -> None:
+@pytest.mark.parametrize("model", ["lale_t", "lale_s1"])
+def test_attention_ablation_moves_attention_by_resolution(model: str) -> None:
     tokens = {
         e.label: sorted(set(record_attention(create_model(e.model, **e.kwargs), 128, 128)))
-        for e in ablation_entries("attention", "lale_t")
+        for e in ablation_entries("attention", model)
     }
     assert tokens == {
-        "lale_t-attn16": [16, 64],  # 1/16 and 1/32 of 128²
-        "lale_t-attn8": [16, 64, 256],
-        "lale_t-attn4": [16, 64, 256, 1024],
-        "lale_t-noattn": [],
+        f"{model}-attn16": [16, 64],  # 1/16 and 1/32 of 128²
+        f"{model}-attn8": [16, 64, 256],
+        f"{model}-attn4": [16, 64, 256, 1024],
+        f"{model}-noattn": [],
     }
-    # lale_s1's stages at 1/4 and 1/8 (24, 48 channels) cannot hold 32-channel heads.
-    labels = [e.label for e in ablation_entries("attention", "lale_s1")]
-    assert labels == ["lale_s1-attn16", "lale_s1-noattn"]
+
+
+def test_narrow_attention_stages_get_one_full_width_head() -> None:
+    (attn4,) = [e for e in ablation_entries("attention", "lale_s1") if e.label.endswith("attn4")]
+    model = create_model(attn4.model, **attn4.kwargs)
+    heads = [(m.heads, m.head_dim) for m in model.modules() if isinstance(m, Attention)]
+    # lale_s1's widths 24, 48, 96, 192: one head of 24 and of 48, then 32-channel heads.
+    assert sorted(set(heads)) == [(1, 24), (1, 48), (3, 32), (6, 32)]
+    assert attention_heads(80, 32) == 2
+    with pytest.raises(ValueError, match="does not split"):
+        attention_heads(100, 32)  # 3 heads of 33.3 channels
 
 
 def test_norm_act_ablation_swaps_every_norm_and_activation() -> None:

@@ -29,6 +29,7 @@ from lale.inference.onnx import export as export_module
 from lale.inference.onnx import quantize as quantize_module
 from lale.inference.onnx.backend import OnnxBackend
 from lale.inference.onnx.calibration import calibration_patches
+from lale.inference.onnx.deepness import DEEPNESS_KEYS
 from lale.inference.onnx.export import check_dynamic, export_onnx
 from lale.inference.onnx.io import (
     INPUT_NAME,
@@ -178,7 +179,9 @@ def test_parity_with_pytorch(exported: Exported, shape: tuple[int, ...]) -> None
 def test_backend_takes_numpy_and_checks_its_input(exported: Exported) -> None:
     backend = OnnxBackend(exported.fp32, device="cpu", threads=1)
     x = _random(1, 3, 40, 50)
-    assert torch.equal(backend(x.numpy()), backend(x))
+    from_numpy = backend(x.numpy())
+    assert isinstance(from_numpy, np.ndarray) and from_numpy.dtype == np.float32
+    np.testing.assert_array_equal(from_numpy, backend(x).numpy())  # a tensor gets a tensor
     assert backend.class_names == list(ARAS400K.names)
     with pytest.raises(ValueError, match="3 channels"):
         backend(_random(1, 4, 40, 50))
@@ -204,7 +207,7 @@ def test_metadata_describes_the_model(exported: Exported) -> None:
     config = RunConfig.from_dict(meta["run_config"])  # the whole run config round-trips
     image = ARAS400K.image
     assert meta["format"] == "lale.onnx" and meta["model"] == "lale_t"
-    assert meta["class_names"] == list(ARAS400K.names)
+    assert meta["class_names"] == {str(k): n for k, n in enumerate(ARAS400K.names)}
     assert meta["num_classes"] == 7 and meta["in_channels"] == 3
     assert meta["mean"] == config.mean and meta["std"] == config.std
     assert meta["scale"] == image.scale and meta["offset"] == image.offset
@@ -214,6 +217,30 @@ def test_metadata_describes_the_model(exported: Exported) -> None:
     assert config.model == "lale_t" and config.model_kwargs["dims"] == [32, 64, 128, 192]
     int8 = read_metadata(exported.int8)
     assert int8["quantization"].startswith("int8") and int8["class_names"] == meta["class_names"]
+
+
+def test_deepness_keys_load_in_qgis(exported: Exported) -> None:
+    """The QGIS Deepness plugin's keys, read back as Deepness reads them (JSON values)."""
+    props = {
+        p.key: p.value
+        for p in onnx.load(str(exported.fp32), load_external_data=False).metadata_props
+    }
+    loads = {k: json.loads(props[k]) for k in props if k in DEEPNESS_KEYS | {"class_names"}}
+    assert loads["model_type"] == "Segmentor"
+    names = loads["class_names"]  # Deepness: keys are consecutive class indices
+    assert [names[k] for k in sorted(names, key=int)] == list(ARAS400K.names)
+    assert loads["tiles_size"] == loads["tile_size"] == 256 and loads["tiles_overlap"] == 25
+    # 8-bit model: Deepness' v / 255 then (x − m) / s is lale's normalisation exactly.
+    config = load_run(exported.run)[1]
+    assert ARAS400K.image.scale == 255 and ARAS400K.image.offset == 0
+    np.testing.assert_allclose(loads["standardization_mean"], config.mean)
+    np.testing.assert_allclose(loads["standardization_std"], config.std)
+    assert "resolution" not in loads  # the synthetic data records no pixel size in metres
+    v = np.array([[0.0, 40.0, 255.0]] * 3)  # a few 8-bit samples per channel
+    m, sd = (np.array(loads[k])[:, None] for k in ("standardization_mean", "standardization_std"))
+    mean, std = (np.array(x)[:, None] for x in (config.mean, config.std))
+    np.testing.assert_allclose((v / 255 - m) / sd, ((v + 0) / 255 - mean) / std)
+    assert set(DEEPNESS_KEYS) - {"resolution"} <= set(read_metadata(exported.int8))
 
 
 def test_crash_while_writing_leaves_no_file(

@@ -1,4 +1,4 @@
-"""Sliding-window geometry, blending, the strip accumulator and exact stitching."""
+"""Sliding-window geometry, blending, the strip accumulator and exact stitching (numpy only)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 from numpy.typing import NDArray
-from torch import Tensor, nn
 
 from lale.inference import tiling
 from lale.inference.tiling import (
@@ -75,11 +73,12 @@ def test_tile_grid_smaller_than_tile_and_bad_options() -> None:
 
 
 def test_blend_weights() -> None:
-    assert torch.equal(blend_weights(8, 6, "uniform", 3), torch.ones(8, 6))
+    np.testing.assert_array_equal(blend_weights(8, 6, "uniform", 3), np.ones((8, 6)))
     w = blend_weights(64, 48, "smooth", 16)
-    assert w.shape == (64, 48) and w.dtype == torch.float32
+    assert w.shape == (64, 48) and w.dtype == np.float32
     assert float(w.min()) > 0 and float(w.max()) == 1.0
-    assert torch.allclose(w, w.flip(0)) and torch.allclose(w, w.flip(1))
+    np.testing.assert_allclose(w, w[::-1])
+    np.testing.assert_allclose(w, w[:, ::-1])
     assert float(w[32, 24]) == 1.0
     row = w[32]
     assert bool((row[1:17] >= row[:16]).all())  # rises over the overlap
@@ -89,34 +88,39 @@ def test_blend_weights() -> None:
 
 def test_strip_accumulator_averages_and_shifts() -> None:
     acc = StripAccumulator(2, rows=4, width=5)
-    ones = torch.ones(2, 4, 3)
-    acc.add(ones * 2, torch.full((4, 3), 1.0), 0, 0)
-    acc.add(ones * 4, torch.full((4, 3), 3.0), 0, 2)  # column 2 averages 2 and 4 by 1:3
+    ones = np.ones((2, 4, 3), np.float32)
+    acc.add(ones * 2, np.full((4, 3), 1.0, np.float32), 0, 0)
+    acc.add(ones * 4, np.full((4, 3), 3.0, np.float32), 0, 2)  # column 2: 2 and 4 by 1:3
     acc.set_valid(np.ones((4, 5), bool), 0, 0)
     top, mean, valid = acc.pop(3)
     assert top == 0 and mean.shape == (2, 3, 5) and valid.all()
-    assert torch.allclose(mean[0, 0], torch.tensor([2.0, 2.0, 3.5, 4.0, 4.0]))
-    assert acc.top == 3 and float(acc.weight[1:].abs().sum()) == 0.0  # new rows are zero
-    assert torch.allclose(acc.logits[0, 0], torch.tensor([2.0, 2.0, 14.0, 12.0, 12.0]))
+    np.testing.assert_allclose(mean[0, 0], [2.0, 2.0, 3.5, 4.0, 4.0])
+    assert acc.top == 3 and float(np.abs(acc.weight[1:]).sum()) == 0.0  # new rows are zero
+    np.testing.assert_allclose(acc.logits[0, 0], [2.0, 2.0, 14.0, 12.0, 12.0])
     assert acc.valid[0].all() and not acc.valid[1:].any()
     with pytest.raises(ValueError, match="outside the open strip"):
-        acc.add(ones, torch.ones(4, 3), 1, 0)
+        acc.add(ones, np.ones((4, 3), np.float32), 1, 0)
 
 
 class _Pixelwise:
-    """A 1×1-convolution backend: each output pixel depends only on its input pixel."""
+    """A 1×1-convolution backend in numpy: each output pixel depends only on its input pixel."""
 
     def __init__(self, channels: int = 3, classes: int = 5) -> None:
-        torch.manual_seed(0)
-        self.conv = nn.Conv2d(channels, classes, 1).eval()
+        rng = np.random.default_rng(0)
+        self.weight = rng.normal(size=(classes, channels)).astype(np.float32)
+        self.bias = rng.normal(size=(classes, 1, 1)).astype(np.float32)
         self.calls = 0
         self.shapes: list[tuple[int, ...]] = []
 
-    def __call__(self, batch: Tensor) -> Tensor:
+    def conv(self, image: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Logits ``K×H×W`` of one ``C×H×W`` image."""
+        return np.einsum("kc,chw->khw", self.weight, image) + self.bias
+
+    def __call__(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:
+        assert isinstance(batch, np.ndarray) and batch.dtype == np.float32
         self.calls += 1
         self.shapes.append(tuple(batch.shape))
-        with torch.inference_mode():
-            return self.conv(batch)
+        return np.stack([self.conv(x) for x in batch])
 
 
 def _scene(h: int, w: int, seed: int = 0) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
@@ -134,21 +138,21 @@ def _run(
     grid: TileGrid,
     reads: list[tuple[int, int, int, int]] | None = None,
     **kw: Any,
-) -> tuple[Tensor, NDArray[np.bool_], SlideStats]:
+) -> tuple[NDArray[np.float32], NDArray[np.bool_], SlideStats]:
     def read(window: tuple[int, int, int, int]) -> tuple[NDArray[Any], NDArray[np.bool_]]:
         if reads is not None:
             reads.append(window)
         r, c, h, w = window
         return image[:, r : r + h, c : c + w], valid[r : r + h, c : c + w]
 
-    def prepare(data: NDArray[Any], ok: NDArray[np.bool_]) -> Tensor:
-        return torch.from_numpy(np.ascontiguousarray(data))
+    def prepare(data: NDArray[Any], ok: NDArray[np.bool_]) -> NDArray[np.float32]:
+        return np.ascontiguousarray(data)
 
     stats = SlideStats()
     strips = list(slide_inference(read, prepare, backend, grid, 5, stats=stats, **kw))
     rows = [r for r, _, _ in strips]
     assert rows == sorted(rows) and rows[0] == 0
-    logits = torch.cat([s[1] for s in strips], dim=1)
+    logits = np.concatenate([s[1] for s in strips], axis=1)
     ok = np.concatenate([s[2] for s in strips])
     return logits, ok, stats
 
@@ -171,12 +175,11 @@ def test_tiled_prediction_equals_whole_image(
     backend = _Pixelwise()
     grid = TileGrid(h, w, tile, overlap)
     logits, ok, stats = _run(image, valid, backend, grid, blend=blend, batch_size=batch)
-    with torch.inference_mode():
-        whole = backend.conv(torch.from_numpy(image)[None])[0]
-    assert logits.shape == (5, h, w)
+    whole = backend.conv(image)
+    assert logits.shape == (5, h, w) and logits.dtype == np.float32
     np.testing.assert_array_equal(ok, valid)
-    assert torch.allclose(logits[:, valid], whole[:, valid], atol=1e-5, rtol=1e-5)
-    assert torch.equal(logits.argmax(0)[valid], whole.argmax(0)[valid])
+    np.testing.assert_allclose(logits[:, valid], whole[:, valid], atol=1e-5, rtol=1e-5)
+    np.testing.assert_array_equal(logits.argmax(0)[valid], whole.argmax(0)[valid])
     assert all(s[-2:] == (tile, tile) for s in backend.shapes)  # windows padded to the tile
     assert stats.windows == len(grid) and stats.run <= len(grid)
 

@@ -26,6 +26,7 @@ __all__ = [
     "EXIT_USAGE",
     "DataError",
     "LaleError",
+    "MissingDependencyError",
     "RunError",
     "UnavailableError",
     "UsageError",
@@ -126,3 +127,52 @@ class RunError(LaleError, ValueError):
         self.path = Path(path)
         self.problem = one_line(problem)
         super().__init__(f"{self.path}: {self.problem}")
+
+
+#: Top-level modules of the optional dependencies → the install extra that provides them.
+EXTRA_OF_MODULE: dict[str, str] = {
+    "torch": "train",
+    "lightning": "train",
+    "torchmetrics": "train",
+    "safetensors": "train",
+    "matplotlib": "train",
+    "torchvision": "baselines",
+    "timm": "baselines",
+    "segmentation_models_pytorch": "baselines",
+    "onnx": "onnx",
+    "onnxscript": "onnx",
+    "onnxruntime": "edge",
+}
+
+
+class MissingDependencyError(UnavailableError):
+    """An optional dependency of a command is not installed (exit 3).
+
+    ``str(error)`` is one line naming the command, the missing module and what to install.
+
+    Args:
+        command: The command that needs it, e.g. ``"lale train"``.
+        module: The module that could not be imported.
+        extra: The extra to install (default: the one providing ``module``).
+        hint: Appended to the message, e.g. a way around the missing package.
+    """
+
+    def __init__(self, command: str, module: str, extra: str | None = None, hint: str = "") -> None:
+        self.module = module
+        self.extra = extra or EXTRA_OF_MODULE.get(module.split(".")[0], "train")
+        torch_family = EXTRA_OF_MODULE.get(module.split(".")[0]) == "train"
+        what = "PyTorch" if torch_family else module
+        super().__init__(
+            f"{command} needs {what} (module {module!r} is not installed): "
+            f"pip install 'lale[{self.extra}]'" + (f"; {hint}" if hint else "")
+        )
+
+    @classmethod
+    def of(
+        cls, err: ImportError, command: str, extra: str | None = None, hint: str = ""
+    ) -> MissingDependencyError | None:
+        """The error for ``err`` if it is the import of an optional dependency, else ``None``."""
+        name = err.name or ""
+        if name.split(".")[0] not in EXTRA_OF_MODULE:
+            return None
+        return cls(command, name, extra, hint)

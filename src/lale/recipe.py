@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from lale.data.transforms import AugmentConfig
+from lale.data.augment import AugmentConfig
 
 __all__ = ["LOSS_NAMES", "LossName", "Recipe", "RunRecipe"]
 

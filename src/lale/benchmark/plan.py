@@ -195,8 +195,8 @@ def ablation_entries(
 
     The first variant is the reference of the verdicts: the one that is ``model`` as registered
     (e.g. ``D64`` for ``lale_t``'s decoder), else the paper's setting. Variants the model's
-    widths cannot build are left out (attention at a stage needs a width that is a multiple of
-    ``head_dim``: ``lale_t`` can move attention to 1/8 and 1/4, ``lale_s1`` cannot).
+    widths cannot build are left out (an attention stage's width must split evenly into
+    :func:`~lale.models.blocks.attention_heads`; every registered LALE model's widths do).
 
     Args:
         name: ``attention``, ``kernel``, ``norm-act`` or ``decoder``.

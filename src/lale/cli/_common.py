@@ -2,7 +2,8 @@
 
 A command raises :class:`~lale.errors.LaleError` (or calls :func:`fail`) for anything a user can
 act on; :func:`add_command` wraps every command so that such an error prints ``error: <one
-line>`` on stderr and exits with the error's code (see :mod:`lale.errors`), and Ctrl-C exits 130.
+line>`` on stderr and exits with the error's code (see :mod:`lale.errors`), a missing optional
+dependency (PyTorch, onnx, ...) says what to install and exits 3, and Ctrl-C exits 130.
 Anything else is a bug and shows its traceback.
 """
 
@@ -18,7 +19,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import MofNCompleteColumn, Progress, TimeRemainingColumn
 
-from lale.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, LaleError
+from lale.errors import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    LaleError,
+    MissingDependencyError,
+)
 
 __all__ = ["EXIT_FAILURE", "EXIT_USAGE", "add_command", "fail", "progress_bar", "stderr", "stdout"]
 
@@ -52,8 +59,19 @@ def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     return typer.Exit(code)
 
 
-def guarded(command: F) -> F:
-    """``command`` with the one error path: a :class:`LaleError` becomes its one line and code."""
+#: Commands whose missing packages come with another extra than the package's own, and hints.
+_EXTRA_OF_COMMAND = {"lale export": "onnx"}
+_HINT_OF_COMMAND = {
+    "lale predict": "or predict from an exported file alone: --model FILE.onnx (lale[edge])"
+}
+
+
+def guarded(command: F, name: str = "lale") -> F:
+    """``command`` with the one error path: a :class:`LaleError` becomes its one line and code.
+
+    An optional dependency that cannot be imported (PyTorch in a ``lale[edge]`` install, onnx,
+    ...) becomes a :class:`~lale.errors.MissingDependencyError`: one line saying what to install.
+    """
 
     @functools.wraps(command)
     def run(*args: Any, **kwargs: Any) -> Any:
@@ -61,6 +79,12 @@ def guarded(command: F) -> F:
             return command(*args, **kwargs)
         except LaleError as err:
             raise fail(str(err), err.exit_code) from None
+        except ImportError as err:
+            extra, hint = _EXTRA_OF_COMMAND.get(name), _HINT_OF_COMMAND.get(name, "")
+            missing = MissingDependencyError.of(err, name, extra, hint)
+            if missing is None:
+                raise
+            raise fail(str(missing), missing.exit_code) from None
         except KeyboardInterrupt:
             raise fail("interrupted", EXIT_INTERRUPTED) from None
 
@@ -72,4 +96,4 @@ def add_command(app: typer.Typer, name: str, command: Callable[..., Any], **opti
 
     ``options`` go to ``app.command`` (``epilog``, …).
     """
-    app.command(name, **options)(guarded(command))
+    app.command(name, **options)(guarded(command, f"lale {name}"))

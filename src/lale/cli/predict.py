@@ -1,5 +1,9 @@
 """``lale predict``: whole-scene prediction of PNG, JPEG and GeoTIFF files with a trained run.
 
+The model comes from a run directory (``--run``: PyTorch, or its exported ``model.onnx`` with
+``--backend onnx``) or from an exported file alone (``--model FILE.onnx``: onnxruntime, no
+PyTorch needed; ``pip install 'lale[edge]'``).
+
 A thin command over :mod:`lale.inference.predict` and :mod:`lale.inference.batch`. Each input is
 predicted on its own: a bad input prints a one-line error naming the file and the others still
 complete; the command then exits with code 1 and a summary. Bad options, an unusable run
@@ -53,8 +57,17 @@ def predict_command(
             help="PNG, JPEG or GeoTIFF files, folders of them, or quoted glob patterns."
         ),
     ],
-    run: Annotated[Path, typer.Option(help="Run directory (config.json, model.safetensors).")],
     out: Annotated[Path, typer.Option(help="Output folder.")],
+    run: Annotated[
+        Path | None, typer.Option(help="Run directory (config.json, model.safetensors).")
+    ] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model",
+            help="Exported ONNX file (lale export), used alone: no run directory, no PyTorch.",
+        ),
+    ] = None,
     tile: Annotated[int, typer.Option(min=16, help="Window side fed to the model.")] = 256,
     overlap: Annotated[
         int, typer.Option(min=0, help="Pixels shared by neighbouring windows.")
@@ -62,8 +75,9 @@ def predict_command(
     batch_size: Annotated[int, typer.Option(min=1, help="Windows per model call.")] = 8,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
     backend: Annotated[
-        Literal["torch", "onnx"], typer.Option(help="torch (weights) or onnx (RUN/model.onnx).")
-    ] = "torch",
+        Literal["torch", "onnx"] | None,
+        typer.Option(help="With --run: torch (weights, the default) or onnx (RUN/model.onnx)."),
+    ] = None,
     bands: Annotated[
         str | None, typer.Option(help="1-based input bands in model order, e.g. 4,3,2.")
     ] = None,
@@ -93,6 +107,9 @@ def predict_command(
 ) -> None:
     """Predict whole scenes: class map, colour preview, area table (and confidence) per input.
 
+    The model is a run directory (--run) or an exported ONNX file alone (--model FILE.onnx,
+    which needs onnxruntime but not PyTorch).
+
     GeoTIFFs give NAME_classes.tif (input CRS and transform, no-data 255, colour table),
     NAME_preview.png and NAME_areas.csv/.json with km² (geodesic for geographic CRSs); PNG/JPEG
     inputs give NAME_classes.png and pixel/percent tables. Sliding windows of TILE pixels
@@ -101,10 +118,9 @@ def predict_command(
     from lale.data.bands import parse_bands
     from lale.inference.batch import Failure, output_names, predict_files
     from lale.inference.inputs import expand_inputs
-    from lale.inference.predict import PredictOptions, load_backend, predict_scene
+    from lale.inference.predict import PredictOptions, predict_scene
     from lale.inference.scene_outputs import planned_outputs
     from lale.output_paths import check_output_dir
-    from lale.profiling.environment import resolve_device
 
     options = PredictOptions(
         tile=tile,
@@ -116,8 +132,21 @@ def predict_command(
         offset=offset,
         probabilities=probabilities,
     )
+    if (run is None) == (model is None):
+        raise fail("give the model as --run RUN or as --model FILE.onnx (one of them)")
+    if model is not None and backend == "torch":
+        raise fail("--model runs the ONNX file with onnxruntime; --backend torch needs --run")
     check_output_dir(out)
-    model, config = load_backend(run, backend, resolve_device(device))
+    if model is not None:
+        from lale.inference.predict import load_model_file
+
+        net, config = load_model_file(model, device)
+    else:
+        from lale.inference.predict import load_backend
+        from lale.profiling.environment import resolve_device
+
+        assert run is not None
+        net, config = load_backend(run, backend or "torch", resolve_device(device))
     if options.bands is not None and len(options.bands) != config.in_channels:
         raise fail(
             f"--bands gives {len(options.bands)} bands; the model takes {config.in_channels}"
@@ -162,7 +191,7 @@ def predict_command(
         )
 
     def run_one(path: Path, _name: str, cb: ProgressFn | None) -> SceneResult:
-        return predict_scene(path, out, model, config, options, name=base_names[path], progress=cb)
+        return predict_scene(path, out, net, config, options, name=base_names[path], progress=cb)
 
     with bar:
         report = predict_files(todo, run_one, advance, show)

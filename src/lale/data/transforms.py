@@ -9,11 +9,11 @@ training device, after the batch has moved there.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from lale.data.augment import AugmentConfig
 from lale.data.schema import ClassSchema, ImageSpec
 
 __all__ = [
@@ -29,34 +29,6 @@ __all__ = [
     "random_rot90",
     "train_transform",
 ]
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    """Probabilities and strengths of the training augmentations (the ARAS400k recipe).
-
-    Attributes:
-        hflip: Probability of a horizontal flip (left–right).
-        vflip: Probability of a vertical flip (top–bottom).
-        rot90: Probability of a rotation by 90°, 180° or 270° (equally likely).
-        brightness_contrast: Probability of a brightness/contrast change.
-        brightness: Brightness shift drawn from ``±brightness`` (scaled units, 1 = full range).
-        contrast: Contrast factor drawn from ``1 ± contrast``.
-    """
-
-    hflip: float = 0.5
-    vflip: float = 0.5
-    rot90: float = 0.5
-    brightness_contrast: float = 0.3
-    brightness: float = 0.2
-    contrast: float = 0.2
-
-    def __post_init__(self) -> None:
-        for key in ("hflip", "vflip", "rot90", "brightness_contrast"):
-            if not 0.0 <= getattr(self, key) <= 1.0:
-                raise ValueError(f"{key} is a probability, got {getattr(self, key)}")
-        if self.brightness < 0 or not 0 <= self.contrast < 1:
-            raise ValueError("brightness must be >= 0 and contrast in [0, 1)")
 
 
 def _check(image: Tensor, mask: Tensor) -> None:

@@ -6,21 +6,19 @@ The rules (band selection; 8-bit, DN and reflectance inputs against what the run
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import torch
 from numpy.typing import NDArray
-from torch import Tensor
 
 from lale.data.rasters import QUANTIFICATION, aras400k_uint8, to_uint8
 from lale.data.schema import ImageSpec
-from lale.data.transforms import normalize_input
 from lale.errors import DataError
 from lale.inference.scene import Scene
-from lale.runs import RunConfig
+from lale.run_config import RunConfig
 
 if TYPE_CHECKING:
     from lale.inference.predict import PredictOptions
@@ -63,8 +61,21 @@ class InputPlan:
     spec: ImageSpec
     description: str
 
-    def prepare(self, data: NDArray[Any], valid: NDArray[np.bool_]) -> Tensor:
-        """Model input (``C×h×w`` float32) of one window's raw samples; no-data pixels become 0."""
+    @functools.cached_property
+    def _affine(self) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        """``(a, b)``, ``C×1×1`` each: ``x·a + b = ((x + offset) / scale − mean) / std``."""
+        mean, std = (
+            np.asarray(v, dtype=np.float32).reshape(-1, 1, 1) for v in self.spec.normalization()
+        )
+        scale, offset = np.float32(self.spec.scale), np.float32(self.spec.offset)
+        a = np.float32(1.0) / (scale * std)
+        return a, (offset / scale - mean) / std
+
+    def prepare(self, data: NDArray[Any], valid: NDArray[np.bool_]) -> NDArray[np.float32]:
+        """Model input (``C×h×w`` float32) of one window's raw samples; no-data pixels become 0.
+
+        The normalisation is :func:`lale.data.transforms.normalize_input`'s, in numpy.
+        """
         if self.convert == "aras400k":
             data = aras400k_uint8(data, valid)
         elif self.convert == "tci8":
@@ -72,8 +83,13 @@ class InputPlan:
         elif self.convert == "reflectance" and np.issubdtype(data.dtype, np.integer):
             off = np.asarray(self.offsets, dtype=np.float32).reshape(-1, 1, 1)
             data = (data.astype(np.float32) + off) / np.float32(QUANTIFICATION)
-        x = normalize_input(torch.from_numpy(np.asarray(data, dtype=np.float32)), self.spec)
-        return torch.where(torch.from_numpy(valid), x, 0.0).nan_to_num_(0.0, 0.0, 0.0)
+        a, b = self._affine
+        if a.shape[0] != data.shape[0]:
+            raise ValueError(f"{data.shape[0]} channels, statistics for {a.shape[0]}")
+        x = np.asarray(data, dtype=np.float32) * a
+        x += b
+        x = np.where(valid, x, np.float32(0.0))
+        return np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def _bands(

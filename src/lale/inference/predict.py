@@ -1,34 +1,42 @@
 """Whole-scene prediction: sliding windows over a scene, streamed to GeoTIFF/PNG and area tables.
 
-A backend (:class:`TorchBackend`, or the ONNX one) maps normalised ``B×C×tile×tile`` batches to
-logits, which a :class:`~lale.inference.tiling.StripAccumulator` blends; finished rows are written
-out, so memory is bounded by the batch and one tile-high strip (docs/design.md#tiling).
+A backend (:class:`TorchBackend`, or the ONNX one) maps normalised float32 ``B×C×tile×tile``
+numpy batches to numpy logits, which a :class:`~lale.inference.tiling.StripAccumulator`
+blends; finished rows are written out, so memory is bounded by the batch and one tile-high strip
+(docs/design.md#tiling).
 :func:`~lale.inference.input_plan.plan_input` picks the bands and scaling
-(docs/design.md#bands-and-scaling).
+(docs/design.md#bands-and-scaling). Everything but :class:`TorchBackend` is numpy: with an
+exported file (:func:`load_model_file`) a scene is predicted without PyTorch
+(docs/design.md#backends).
 """
 
 from __future__ import annotations
 
 import functools
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 import rasterio
-import torch
-from torch import Tensor, nn
+from numpy.typing import NDArray
 
 from lale import run_layout
-from lale.errors import DataError, UnavailableError, UsageError
+from lale.errors import DataError, LaleError, UnavailableError, UsageError, cause_text
 from lale.inference.areas import AreaCounter, AreaTable, row_areas_km2
 from lale.inference.input_plan import plan_input
 from lale.inference.scene import block_cache_bytes, open_scene
 from lale.inference.scene_outputs import SceneOutputs
 from lale.inference.tiling import Blend, SlideStats, TileGrid, slide_inference
 from lale.progress import ProgressFn
-from lale.runs import CONFIG_NAME, RunConfig, RunError, load_config, load_run
+from lale.run_config import CONFIG_NAME, RunConfig, RunError, load_config
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 __all__ = [
     "Backend",
@@ -36,12 +44,15 @@ __all__ = [
     "PredictOptions",
     "SceneResult",
     "TorchBackend",
+    "class_indices",
     "load_backend",
+    "load_model_file",
+    "max_probability_uint8",
     "predict_scene",
 ]
 
-Backend = Callable[[Tensor], Tensor]
-"""Normalised ``B×C×H×W`` float32 in, ``B×K×H×W`` logits out (any device in, CPU is fine)."""
+Backend = Callable[[NDArray[np.float32]], NDArray[Any]]
+"""Normalised ``B×C×H×W`` float32 numpy array in, ``B×K×H×W`` logits (numpy, CPU) out."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +97,10 @@ class PredictOptions:
 
 
 class TorchBackend:
-    """A PyTorch model as a backend: ``inference_mode``, eval mode, logits back on the CPU.
+    """A PyTorch model as a backend: ``inference_mode``, eval mode, numpy in and out.
+
+    The one place scene inference touches PyTorch: the batch becomes a tensor on ``device``
+    (no copy on the CPU) and the logits come back as a float32 numpy array.
 
     Args:
         model: Maps ``B×C×H×W`` to ``B×K×H×W`` logits.
@@ -94,12 +108,17 @@ class TorchBackend:
     """
 
     def __init__(self, model: nn.Module, device: str | torch.device = "cpu") -> None:
+        import torch
+
+        self._torch = torch
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
 
-    def __call__(self, batch: Tensor) -> Tensor:
+    def __call__(self, batch: NDArray[np.float32] | torch.Tensor) -> NDArray[np.float32]:
+        torch = self._torch
         with torch.inference_mode():
-            return self.model(batch.to(self.device)).float().cpu()
+            x = torch.as_tensor(batch, device=self.device)
+            return self.model(x).float().cpu().numpy()
 
 
 BackendKind = Literal["torch", "onnx"]
@@ -125,6 +144,8 @@ def load_backend(
     """
     run_dir = Path(run_dir)
     if kind == "torch":
+        from lale.runs import load_run
+
         model, config = load_run(run_dir, device)
         return TorchBackend(model, device), config
     if kind != "onnx":
@@ -133,12 +154,79 @@ def load_backend(
     onnx_path = run_dir / run_layout.ONNX
     if not onnx_path.is_file():
         raise RunError(onnx_path, "no ONNX model in the run directory; export it first")
+    return _onnx_backend(onnx_path, device), config
+
+
+def _onnx_backend(path: Path, device: str | torch.device) -> Any:
     try:
         from lale.inference.onnx.backend import OnnxBackend
 
-        return OnnxBackend(onnx_path, device=device), config
+        return OnnxBackend(path, device=device)
     except ImportError as err:  # the module, or onnxruntime inside it
-        raise BackendUnavailableError(f"the onnx backend is not available here ({err})") from err
+        raise BackendUnavailableError(
+            f"the onnx backend is not available here ({err}); pip install 'lale[edge]'"
+        ) from err
+
+
+def load_model_file(path: str | Path, device: str = "cpu") -> tuple[Backend, RunConfig]:
+    """The backend and config of an exported ONNX file alone, without PyTorch.
+
+    The file's metadata (``lale export``) holds the run's config: classes, colours, bands,
+    scaling and normalisation.
+
+    Args:
+        path: An ONNX file written by ``lale export`` (fp32 or int8).
+        device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` (onnxruntime's CUDA provider).
+
+    Raises:
+        DataError: The file is missing, not ONNX, or carries no lale run config.
+        BackendUnavailableError: onnxruntime is not installed.
+    """
+    path = Path(path)
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", str(device)):
+        raise UsageError(f"device must be cpu, cuda or cuda:N, got {str(device)!r}")
+    if not path.is_file():
+        raise DataError(path, "ONNX file not found")
+    try:
+        backend = _onnx_backend(path, device)
+    except LaleError:
+        raise
+    except Exception as err:  # onnxruntime's own errors derive from Exception only
+        raise DataError(path, f"not a model onnxruntime can load ({cause_text(err)})") from err
+    stored = backend.metadata.get("run_config")
+    if not isinstance(stored, dict):
+        raise DataError(
+            path, "carries no lale run config in its metadata; export it with lale export"
+        )
+    try:
+        config = RunConfig.from_dict(stored)
+        config.image_spec()
+    except (ValueError, TypeError, KeyError) as err:
+        raise DataError(path, f"invalid run config in its metadata ({err})") from err
+    return backend, config
+
+
+def class_indices(logits: NDArray[np.float32]) -> NDArray[np.uint8]:
+    """Index of the largest of ``K × h × w`` logits per pixel, as uint8 (the first on ties).
+
+    One pass per class with a running maximum: faster than ``argmax(0)``, which walks the
+    class axis with a stride of ``h × w``.
+    """
+    best = logits[0].copy()
+    out = np.zeros(best.shape, dtype=np.uint8)
+    for k in range(1, logits.shape[0]):
+        out[logits[k] > best] = k
+        np.maximum(best, logits[k], out=best)
+    return out
+
+
+def max_probability_uint8(logits: NDArray[np.float32]) -> NDArray[np.uint8]:
+    """The largest softmax probability of ``K × h × w`` logits, × 255, rounded, in 1..255."""
+    top = logits.max(0)
+    total = np.zeros_like(top)
+    for k in range(logits.shape[0]):
+        total += np.exp(logits[k] - top)
+    return np.clip(np.rint(255.0 / total), 1, 255).astype(np.uint8)
 
 
 @dataclass(frozen=True)
@@ -223,12 +311,11 @@ def predict_scene(
                 stats=stats,
             )
             for row, logits, valid in strips:
-                classes = logits.max(0).indices.to(torch.uint8).numpy()  # faster than argmax
+                classes = class_indices(logits)
                 classes[~valid] = 255
                 confidence = None
                 if options.probabilities:
-                    p = torch.softmax(logits, 0).amax(0).mul_(255).round_().clamp_(1, 255)
-                    confidence = p.to(torch.uint8).numpy()
+                    confidence = max_probability_uint8(logits)
                     confidence[~valid] = 0
                 counter.add(row, classes)
                 outputs.write(row, classes, confidence)

@@ -3,6 +3,7 @@
 Windows of ``tile`` pixels at stride ``tile − overlap``, the last one shifted back inside the image;
 overlapping logits are blended with a ``"uniform"`` or raised-cosine ``"smooth"`` weight.
 :class:`StripAccumulator` holds only the open rows, so memory never grows with the scene's height.
+All numpy: the backend is the only part that may use PyTorch (or onnxruntime).
 The algorithm: docs/design.md#tiling and docs/design.md#blending.
 """
 
@@ -14,11 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-import torch
 from numpy.typing import NDArray
-from torch import Tensor
 
-from lale.models.padding import pad_bottom_right
+from lale.inference.pad import pad_bottom_right
 
 __all__ = [
     "Blend",
@@ -37,6 +36,8 @@ Blend = Literal["uniform", "smooth"]
 
 Window = tuple[int, int, int, int]
 """``(row, col, height, width)`` of a rectangle inside the scene."""
+
+Floats = NDArray[np.float32]
 
 
 def window_count(size: int, tile: int, stride: int) -> int:
@@ -119,7 +120,7 @@ def _ramp(n: int, overlap: int) -> NDArray[np.float32]:
     return np.where(d < overlap, w, 1.0).astype(np.float32)
 
 
-def blend_weights(height: int, width: int, blend: Blend = "smooth", overlap: int = 0) -> Tensor:
+def blend_weights(height: int, width: int, blend: Blend = "smooth", overlap: int = 0) -> Floats:
     """Per-pixel weight of one ``height × width`` window (float32, all values > 0).
 
     Args:
@@ -129,11 +130,11 @@ def blend_weights(height: int, width: int, blend: Blend = "smooth", overlap: int
         overlap: Ramp length in pixels for ``"smooth"`` (the windows' overlap).
     """
     if blend == "uniform" or overlap <= 0:
-        return torch.ones(height, width)
+        return np.ones((height, width), dtype=np.float32)
     if blend != "smooth":
         raise ValueError(f"blend must be 'uniform' or 'smooth', got {blend!r}")
     rows, cols = _ramp(height, overlap), _ramp(width, overlap)
-    return torch.from_numpy(np.outer(rows, cols))
+    return np.outer(rows, cols)
 
 
 class StripAccumulator:
@@ -153,9 +154,10 @@ class StripAccumulator:
 
     def __init__(self, num_classes: int, rows: int, width: int) -> None:
         self.top = 0
-        self.logits = torch.zeros(num_classes, rows, width)
-        self.weight = torch.zeros(rows, width)
+        self.logits = np.zeros((num_classes, rows, width), dtype=np.float32)
+        self.weight = np.zeros((rows, width), dtype=np.float32)
         self.valid = np.zeros((rows, width), dtype=bool)
+        self._product: Floats | None = None  # scratch for one window's weighted logits
 
     @property
     def rows(self) -> int:
@@ -171,11 +173,14 @@ class StripAccumulator:
             )
         return slice(r, r + height)
 
-    def add(self, logits: Tensor, weight: Tensor, row: int, col: int) -> None:
+    def add(self, logits: Floats, weight: Floats, row: int, col: int) -> None:
         """Add one window's ``K × h × w`` logits, weighted by ``weight`` (``h × w``)."""
         h, w = weight.shape
         rs, cs = self._rows(row, h), slice(col, col + w)
-        self.logits[:, rs, cs].addcmul_(logits, weight)
+        if self._product is None or self._product.shape[1:] != (h, w):
+            self._product = np.empty((self.logits.shape[0], h, w), dtype=np.float32)
+        product = np.multiply(logits, weight, out=self._product)
+        self.logits[:, rs, cs] += product
         self.weight[rs, cs] += weight
 
     def set_valid(self, valid: NDArray[np.bool_], row: int, col: int) -> None:
@@ -183,7 +188,7 @@ class StripAccumulator:
         h, w = valid.shape
         self.valid[self._rows(row, h), col : col + w] = valid
 
-    def pop(self, until: int) -> tuple[int, Tensor, NDArray[np.bool_]]:
+    def pop(self, until: int) -> tuple[int, Floats, NDArray[np.bool_]]:
         """Hand out the finished rows ``[top, until)`` and open as many new (zero) rows.
 
         Returns:
@@ -194,11 +199,10 @@ class StripAccumulator:
         if not 0 < n <= self.rows:
             raise ValueError(f"cannot finish rows {self.top}..{until} of a {self.rows}-row strip")
         top = self.top
-        mean = self.logits[:, :n] / self.weight[:n].clamp_min(torch.finfo(torch.float32).tiny)
+        mean = self.logits[:, :n] / np.maximum(self.weight[:n], np.finfo(np.float32).tiny)
         valid = self.valid[:n].copy()
         for buf in (self.logits, self.weight):
-            rest = buf[..., n:, :].clone()
-            buf[..., : self.rows - n, :] = rest
+            buf[..., : self.rows - n, :] = buf[..., n:, :]  # numpy copies overlapping views safely
             buf[..., self.rows - n :, :] = 0
         self.valid[: self.rows - n] = self.valid[n:].copy()
         self.valid[self.rows - n :] = False
@@ -216,8 +220,8 @@ class SlideStats:
 
 def slide_inference(
     read: Callable[[Window], tuple[NDArray[Any], NDArray[np.bool_]]],
-    prepare: Callable[[NDArray[Any], NDArray[np.bool_]], Tensor],
-    backend: Callable[[Tensor], Tensor],
+    prepare: Callable[[NDArray[Any], NDArray[np.bool_]], Floats],
+    backend: Callable[[Floats], NDArray[Any]],
     grid: TileGrid,
     num_classes: int,
     *,
@@ -225,7 +229,7 @@ def slide_inference(
     batch_size: int = 8,
     progress: Callable[[int, int], None] | None = None,
     stats: SlideStats | None = None,
-) -> Iterator[tuple[int, Tensor, NDArray[np.bool_]]]:
+) -> Iterator[tuple[int, Floats, NDArray[np.bool_]]]:
     """Yield ``(first row, mean logits K×n×W, valid n×W)`` strips of a scene, top to bottom.
 
     Each batch of neighbouring windows of a row band is read as one window; windows without a
@@ -235,7 +239,7 @@ def slide_inference(
     Args:
         read: Raw samples (``C×h×w``) and validity (``h×w``) of a ``(row, col, h, w)`` window.
         prepare: Normalised ``C×h×w`` float32 model input of one window of ``read``'s output.
-        backend: ``B×C×tile×tile`` input to ``B×K×tile×tile`` logits.
+        backend: ``B×C×tile×tile`` float32 input to ``B×K×tile×tile`` logits (numpy arrays).
         grid: The windows.
         num_classes: Logit channels ``K``.
         blend: Weighting of overlapping windows.
@@ -257,7 +261,7 @@ def slide_inference(
             keep = [c for c in group if valid[:, c - c0 : c - c0 + tw].any()]
             if keep:
                 # each window prepared on its own: rules like ARAS400k's depend on the window
-                batch = torch.stack(
+                batch = np.stack(
                     [
                         prepare(data[:, :, c - c0 : c - c0 + tw], valid[:, c - c0 : c - c0 + tw])
                         for c in keep
@@ -265,7 +269,7 @@ def slide_inference(
                 )
                 h, w = batch.shape[-2:]
                 batch = pad_bottom_right(batch, tile - h, tile - w)  # small scenes only
-                logits = backend(batch).float().cpu()  # no-op for CPU float32 logits
+                logits = np.asarray(backend(batch), dtype=np.float32)  # no copy if float32
                 expected = (len(keep), num_classes, tile, tile)
                 if tuple(logits.shape) != expected:
                     raise RuntimeError(f"backend returned {tuple(logits.shape)}, not {expected}")

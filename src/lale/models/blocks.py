@@ -82,15 +82,35 @@ class ConvMixerBlock(nn.Module):
         return x + self.drop_path(self.act2(self.pwconv(self.norm2(x))))
 
 
+def attention_heads(dim: int, head_dim: int) -> int:
+    """Heads of an attention layer of width ``dim``: ``dim // head_dim``, at least one.
+
+    A stage narrower than ``head_dim`` (e.g. ``lale_s1``'s 24 and 48 channels at 1/4 and 1/8,
+    in the attention ablation) gets one head of its full width; otherwise the width must split
+    evenly into the heads.
+
+    Raises:
+        ValueError: ``dim`` does not split evenly into the heads.
+    """
+    heads = max(1, dim // head_dim)
+    if dim % heads != 0:
+        raise ValueError(
+            f"attention width {dim} does not split into {heads} heads of {head_dim} channels"
+        )
+    return heads
+
+
 class Attention(nn.Module):
-    """Multi-head self-attention over ``B×N×C`` tokens via ``scaled_dot_product_attention``."""
+    """Multi-head self-attention over ``B×N×C`` tokens via ``scaled_dot_product_attention``.
+
+    Heads: :func:`attention_heads` (``dim // head_dim``, at least one, of ``dim / heads``
+    channels each).
+    """
 
     def __init__(self, dim: int, head_dim: int = 32, qkv_bias: bool = False) -> None:
         super().__init__()
-        if dim % head_dim != 0:
-            raise ValueError(f"attention width {dim} is not a multiple of head_dim {head_dim}")
-        self.heads = dim // head_dim
-        self.head_dim = head_dim
+        self.heads = attention_heads(dim, head_dim)
+        self.head_dim = dim // self.heads
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim, bias=False)
 

@@ -22,6 +22,7 @@ from lale.models.blocks import (
     ConvMlpTransformerBlock,
     NormPosition,
     TransformerBlock,
+    attention_heads,
 )
 from lale.models.decoder import AllMLPDecoder
 from lale.models.norms import NormKind, norm2d
@@ -44,7 +45,8 @@ class LaleConfig:
         decoder_dim: Projection width ``D`` of the all-MLP decoder.
         kernel_size: Depthwise kernel of the ConvMixer blocks.
         conv_norm: ``"post"`` (ConvMixer's original order) or ``"pre"``.
-        head_dim: Channels per attention head.
+        head_dim: Channels per attention head (a stage narrower than this gets one head of its
+            full width; see :func:`~lale.models.blocks.attention_heads`).
         mlp_ratio: Hidden width of the transformer MLP, as a multiple of the stage width.
         drop_path_rate: Stochastic depth, rising linearly from 0 to this over all blocks.
         decoder_dropout: Dropout before the classifier.
@@ -90,8 +92,8 @@ class LaleConfig:
         if self.act not in ("starrelu", "gelu"):
             raise ValueError(f"act must be 'starrelu' or 'gelu', got {self.act!r}")
         for dim, mixer in zip(self.dims, self.mixers, strict=True):
-            if mixer == "attn" and dim % self.head_dim != 0:
-                raise ValueError(f"attention stage width {dim} is not a multiple of head_dim")
+            if mixer == "attn":
+                attention_heads(dim, self.head_dim)  # raises if the width does not split
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready keyword arguments that rebuild this configuration."""

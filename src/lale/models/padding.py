@@ -8,21 +8,20 @@ input through an ``input_padding`` attribute (:class:`InputPadding`), which the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
-PadMode = Literal["reflect", "replicate"]
+from lale.inference.pad import PadMode, pad_mode
 
-
-def pad_mode(pad_h: int, pad_w: int, h: int, w: int) -> PadMode:
-    """How to pad an ``h × w`` image by ``pad_h`` rows and ``pad_w`` columns.
-
-    ``"reflect"`` while both pads are smaller than their sides, else ``"replicate"`` (the edge
-    value repeated; numpy calls it ``"edge"``).
-    """
-    return "reflect" if pad_h < h and pad_w < w else "replicate"
+__all__ = [
+    "InputPadding",
+    "PadMode",
+    "crop_to",
+    "pad_bottom_right",
+    "pad_mode",
+    "pad_to_multiple",
+]
 
 
 def pad_bottom_right(x: torch.Tensor, pad_h: int, pad_w: int) -> torch.Tensor:

@@ -3,33 +3,44 @@
 :class:`OnnxBackend` maps a normalised float32 ``B×C×H×W`` batch of any shape to ``B×K×H×W``
 logits, edge-padding sides of 16 px or less itself as PyTorch would (docs/design.md#onnx-export).
 :func:`~lale.inference.onnx.io.read_metadata` decodes the run's metadata embedded in the file.
+numpy in, numpy out, and no PyTorch import: ``lale predict --model FILE.onnx`` runs on it alone
+(a PyTorch tensor is still accepted, and answered with one).
 """
 
 from __future__ import annotations
 
+import sys
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+from numpy.typing import NDArray
 
 from lale.inference.onnx.io import decode_metadata
-from lale.models.padding import pad_mode
+from lale.inference.pad import pad_mode
 
 if TYPE_CHECKING:
     import onnxruntime as ort
+    import torch
 
 __all__ = ["OnnxBackend"]
 
 
-def _providers(device: torch.device) -> list[Any]:
+def _device(device: object) -> tuple[str, int | None]:
+    """``(type, index)`` of ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a ``torch.device``."""
+    kind, _, index = str(device).partition(":")
+    if kind not in ("cpu", "cuda") or (index and not index.isdigit()):
+        raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {str(device)!r}")
+    return kind, int(index) if index else None
+
+
+def _providers(device: tuple[str, int | None]) -> list[Any]:
     import onnxruntime as ort
 
-    if device.type == "cpu":
+    kind, index = device
+    if kind == "cpu":
         return ["CPUExecutionProvider"]
-    if device.type != "cuda":
-        raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {str(device)!r}")
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         warnings.warn(
             "onnxruntime has no CUDA provider in this installation (it needs the "
@@ -38,7 +49,7 @@ def _providers(device: torch.device) -> list[Any]:
             stacklevel=3,
         )
         return ["CPUExecutionProvider"]
-    return [("CUDAExecutionProvider", {"device_id": device.index or 0}), "CPUExecutionProvider"]
+    return [("CUDAExecutionProvider", {"device_id": index or 0}), "CPUExecutionProvider"]
 
 
 class OnnxBackend:
@@ -76,9 +87,10 @@ class OnnxBackend:
         if threads is not None:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
-        self.device = torch.device(device)
+        kind, index = _device(device)
+        self.device = kind if index is None else f"{kind}:{index}"
         self.session: ort.InferenceSession = ort.InferenceSession(
-            str(self.path), sess_options=options, providers=_providers(self.device)
+            str(self.path), sess_options=options, providers=_providers((kind, index))
         )
         self.providers: list[str] = list(self.session.get_providers())
         self.metadata = decode_metadata(dict(self.session.get_modelmeta().custom_metadata_map))
@@ -91,15 +103,20 @@ class OnnxBackend:
 
     @property
     def class_names(self) -> list[str] | None:
-        """Class names in logit order, if the file records them."""
+        """Class names in logit order, if the file records them (as ``{"0": name, …}``)."""
         names = self.metadata.get("class_names")
+        if isinstance(names, dict):
+            try:
+                return [str(names[str(k)]) for k in range(len(names))]
+            except KeyError:
+                return None
         return list(names) if isinstance(names, list) else None
 
     def __repr__(self) -> str:
         model = self.metadata.get("model", "?")
         return f"OnnxBackend({str(self.path)!r}, model={model!r}, providers={self.providers})"
 
-    def _edge_pad(self, x: np.ndarray) -> tuple[np.ndarray, int, int]:
+    def _edge_pad(self, x: NDArray[np.float32]) -> tuple[NDArray[np.float32], int, int]:
         """Replicate-pad inputs too small to reflect, as the PyTorch model does."""
         h, w = x.shape[-2:]
         m = self._multiple
@@ -110,22 +127,24 @@ class OnnxBackend:
             return x, h, w  # the graph's own reflect padding applies
         return np.pad(x, ((0, 0), (0, 0), (0, pad_h), (0, pad_w)), mode="edge"), h, w
 
-    def __call__(self, x: torch.Tensor | np.ndarray) -> torch.Tensor:
+    def __call__(self, x: NDArray[Any] | torch.Tensor) -> Any:
         """Logits ``B×K×H×W`` (float32) of a normalised ``B×C×H×W`` batch.
 
-        A tensor input gets its logits back on its own device; a numpy input on the CPU.
+        A numpy input gets a numpy array back; a PyTorch tensor gets a tensor on its own device.
 
         Raises:
             TypeError: The input is not floating point (raw samples must be normalised first).
             ValueError: The input is not ``B×C×H×W`` with the model's channel count.
         """
-        if isinstance(x, torch.Tensor):
-            out_device = x.device
-            if not x.is_floating_point():
-                raise TypeError(f"expected a normalised float batch, got {x.dtype}")
-            array = x.detach().to("cpu", torch.float32).numpy()
+        torch_module = sys.modules.get("torch")  # a tensor means torch is imported already
+        tensor_device = None
+        if torch_module is not None and isinstance(x, torch_module.Tensor):
+            tensor: Any = x
+            tensor_device = tensor.device
+            if not tensor.is_floating_point():
+                raise TypeError(f"expected a normalised float batch, got {tensor.dtype}")
+            array = tensor.detach().cpu().float().numpy()
         else:
-            out_device = torch.device("cpu")
             array = np.asarray(x)
             if not np.issubdtype(array.dtype, np.floating):
                 raise TypeError(f"expected a normalised float batch, got {array.dtype}")
@@ -138,5 +157,7 @@ class OnnxBackend:
             )
         array, h, w = self._edge_pad(np.ascontiguousarray(array))
         logits = self.session.run(None, {self.input_name: array})[0]
-        out = torch.from_numpy(np.ascontiguousarray(logits[..., :h, :w]))
-        return out if out_device.type == "cpu" else out.to(out_device)
+        out = np.ascontiguousarray(logits[..., :h, :w])
+        if tensor_device is None or torch_module is None:
+            return out
+        return torch_module.from_numpy(out).to(tensor_device)

@@ -13,14 +13,12 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 from lale.errors import UnavailableError, WorkFailedError
 
 if TYPE_CHECKING:
     import onnx
 
-    from lale.runs import RunConfig
+    from lale.run_config import RunConfig
 
 __all__ = [
     "EXAMPLE_BATCH",
@@ -41,8 +39,9 @@ __all__ = [
 ]
 
 FORMAT = "lale.onnx"
-FORMAT_VERSION = 1
-"""Version of the metadata layout in :func:`onnx_metadata`."""
+FORMAT_VERSION = 2
+"""Version of the metadata layout in :func:`onnx_metadata` (2: ``class_names`` an index → name
+object, as the QGIS Deepness plugin reads it; it was a list)."""
 INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
 EXAMPLE_BATCH = 2
@@ -76,6 +75,13 @@ JSON_KEYS = frozenset(
         "input_size",
         "class_schema",
         "run_config",
+        "model_type",
+        "resolution",
+        "tiles_size",
+        "tile_size",
+        "tiles_overlap",
+        "standardization_mean",
+        "standardization_std",
     }
 )
 """``metadata_props`` keys whose values are JSON; every other value is a plain string."""
@@ -118,16 +124,20 @@ def onnx_metadata(config: RunConfig, pad_multiple: int | None = None) -> dict[st
 
     Keys in :data:`JSON_KEYS` hold JSON, the rest plain text:
     ``format``, ``format_version``, ``model``, ``num_classes``, ``in_channels``,
-    ``class_names``, ``ignore_index``, ``bands`` (1-based source bands in input order, ``null``
-    = all), ``band_names``, ``band_count``, ``scale``, ``offset``, ``mean``, ``std``,
+    ``class_names`` (``{"0": name, …}``), ``ignore_index``, ``bands`` (1-based source bands in
+    input order, ``null`` = all), ``band_names``, ``band_count``, ``scale``, ``offset``,
+    ``mean``, ``std``,
     ``normalization`` (the formula), ``pad_multiple``, ``input_size``, ``input``, ``output``,
     ``class_schema`` (``ClassSchema.to_dict()``), ``run_config`` (``RunConfig.to_dict()``),
-    ``quantization``, ``lale_version`` and ``torch_version``.
+    ``quantization``, ``lale_version`` and ``torch_version``; and the QGIS Deepness plugin's keys
+    (:func:`~lale.inference.onnx.deepness.deepness_metadata`).
 
     Args:
         config: The run's configuration.
         pad_multiple: The multiple the model pads inputs to, if it pads.
     """
+    import torch
+
     from lale.profiling.environment import lale_version
 
     schema = config.schema()
@@ -149,7 +159,7 @@ def onnx_metadata(config: RunConfig, pad_multiple: int | None = None) -> dict[st
         "model": config.model,
         "num_classes": config.num_classes,
         "in_channels": config.in_channels,
-        "class_names": list(schema.names),
+        "class_names": {str(k): name for k, name in enumerate(schema.names)},
         "ignore_index": schema.ignore_index,
         "bands": config.bands,
         "band_names": config.band_names,
@@ -167,7 +177,7 @@ def onnx_metadata(config: RunConfig, pad_multiple: int | None = None) -> dict[st
         ),
         "output": (
             f"{OUTPUT_NAME}: float32 [batch, {config.num_classes}, height, width] class "
-            "logits; argmax indexes class_names"
+            "logits; the argmax is a key of class_names"
         ),
         "class_schema": config.class_schema,
         "run_config": config.to_dict(),
@@ -175,9 +185,14 @@ def onnx_metadata(config: RunConfig, pad_multiple: int | None = None) -> dict[st
         "lale_version": lale_version(),
         "torch_version": torch.__version__,
     }
+    from lale.inference.onnx.deepness import deepness_metadata
+
     return {
-        k: json.dumps(v, ensure_ascii=False) if k in JSON_KEYS else str(v)
-        for k, v in values.items()
+        **{
+            k: json.dumps(v, ensure_ascii=False) if k in JSON_KEYS else str(v)
+            for k, v in values.items()
+        },
+        **deepness_metadata(config),
     }
 
 
