@@ -58,7 +58,7 @@ def export_command(
         Int8Kind | None,
         typer.Option(
             help="static: weights and activations int8, calibrated on training crops; dynamic: "
-            "MatMul/Gemm weights only, no calibration data needed. Implies --int8 [static]."
+            "MatMul/Gemm weights only, no calibration data needed. Implies --int8."
         ),
     ] = None,
     int8_out: Annotated[
@@ -77,7 +77,7 @@ def export_command(
     ] = 64,
     calibration_tile: Annotated[
         int,
-        typer.Option(min=32, help="Static int8: side of the calibration crops [predict's --tile]."),
+        typer.Option(min=32, help="Static int8: side of the calibration crops (predict's --tile)."),
     ] = 256,
     calibration_method: Annotated[
         Method, typer.Option(help="Static int8: how activation ranges are set.")
