@@ -1,9 +1,10 @@
 """Tests of ``lale export``: ONNX through the dynamo exporter, int8, metadata, the backend.
 
 One freshly built (untrained) ``lale_t`` run is exported once through the command line with
-``--int8`` (``exported``, ~30 s on a CPU: the dynamo exporter reasons about symbolic shapes);
-every other test only reads those files. The run records a tiny synthetic test split, so the
-macro-F1 comparison runs too.
+``--int8`` (``exported``, ~30 s on a CPU: the dynamo exporter reasons about symbolic shapes):
+static int8 calibrated on two 64² crops of the run's tiny synthetic training split. Every other
+test only reads those files, or replaces the exporter's output with them. The run records a tiny
+synthetic test split, so the macro-F1 comparison runs too.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from lale.data.synthetic import write_dataset
 from lale.inference.onnx import export as export_module
 from lale.inference.onnx import quantize as quantize_module
 from lale.inference.onnx.backend import OnnxBackend
+from lale.inference.onnx.calibration import calibration_patches
 from lale.inference.onnx.deepness import DEEPNESS_KEYS
 from lale.inference.onnx.export import check_dynamic, export_onnx
 from lale.inference.onnx.io import (
@@ -37,7 +39,12 @@ from lale.inference.onnx.io import (
     graph_dims,
     read_metadata,
 )
-from lale.inference.onnx.quantize import compare_f1, default_int8_path, quantize_int8
+from lale.inference.onnx.quantize import (
+    compare_f1,
+    default_int8_path,
+    int8_report_path,
+    quantize_int8,
+)
 from lale.models.registry import create_model
 from lale.runs import RunConfig, load_run, save_run
 from lale.training.evaluate import evaluate_run
@@ -83,10 +90,20 @@ def _make_run(run_dir: Path, data: Path | None) -> Path:
 def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
     root = tmp_path_factory.mktemp("export")
     data = root / "data"
-    write_dataset(data, train=0, val=0, test=2, size=64, seed=0)
+    write_dataset(data, train=2, val=0, test=2, size=64, seed=0)
     run = _make_run(root / "run", data)
     out = root / "shipped" / "model.onnx"
-    result = runner.invoke(app, ["export", f"--run={run}", f"--out={out}", "--int8"])
+    result = runner.invoke(
+        app,
+        [
+            "export",
+            f"--run={run}",
+            f"--out={out}",
+            "--int8",
+            "--calibration=2",
+            "--calibration-tile=64",
+        ],
+    )
     assert result.exit_code == 0, result.output
     return Exported(run, out, default_int8_path(out), result.output)
 
@@ -100,7 +117,8 @@ def test_cli_reports_parity_sizes_and_f1(exported: Exported) -> None:
     assert "in one file" in out and "[batch, 3, height, width]" in out
     worst = next(line for line in out.splitlines() if line.strip().startswith("worst"))
     assert float(worst.split()[1]) < 1e-4
-    assert f"int8: wrote {exported.int8}" in out
+    assert f"int8 (static): wrote {exported.int8}" in out
+    assert "calibration: 2 random 64×64 crops (seed 0) from the 2 images of" in out
     assert "macro-F1 on" in out and "(2 images)" in out and "points)" in out
 
 
@@ -249,11 +267,15 @@ def test_crash_while_writing_leaves_no_file(
 
 def test_int8_is_smaller_and_agrees(exported: Exported) -> None:
     assert exported.int8.stat().st_size < 0.6 * exported.fp32.stat().st_size
-    x = _random(2, 3, 250, 198)
+    # Static int8 knows the activation ranges of real (normalised) images, not of N(0, 1) noise.
+    crops = calibration_patches(exported.run, 2, split="test", tile=64, seed=1).patches
+    x = torch.from_numpy(crops)
     fp32 = OnnxBackend(exported.fp32, threads=1)(x)
     int8 = OnnxBackend(exported.int8, threads=1)(x)
-    assert int8.shape == fp32.shape == (2, 7, 250, 198)
-    assert float((int8.argmax(1) == fp32.argmax(1)).float().mean()) > 0.9
+    assert int8.shape == fp32.shape == (2, 7, 64, 64)
+    # An untrained model's logits are nearly tied, so a few pixels flip (~0.89 measured);
+    # benchmarks/int8.py measures the macro-F1 change of trained runs.
+    assert float((int8.argmax(1) == fp32.argmax(1)).float().mean()) > 0.8
 
 
 def test_evaluate_with_the_onnx_forward_matches_pytorch(exported: Exported) -> None:
@@ -290,3 +312,95 @@ def test_default_target_is_what_predict_loads(exported: Exported, tmp_path: Path
     backend, config = load_backend(run, "onnx")
     assert isinstance(backend, OnnxBackend) and backend.path == run / run_layout.ONNX
     assert config.model == "lale_t"
+
+
+def _initializers(proto: Any) -> dict[str, Any]:
+    return {t.name: onnx.numpy_helper.to_array(t) for t in proto.graph.initializer}
+
+
+def test_static_int8_is_qdq_with_per_channel_conv_weights(exported: Exported) -> None:
+    proto = onnx.load(str(exported.int8))
+    ops = [n.op_type for n in proto.graph.node]
+    assert ops.count("QuantizeLinear") > 10 and ops.count("DequantizeLinear") > 10
+    consts = _initializers(proto)
+    by_output = {n.output[0]: n for n in proto.graph.node}
+    per_channel = 0
+    for conv in (n for n in proto.graph.node if n.op_type == "Conv"):
+        dq = by_output.get(conv.input[1])
+        if dq is None or dq.op_type != "DequantizeLinear":
+            continue
+        weight, scale = consts[dq.input[0]], consts[dq.input[1]]
+        assert weight.dtype == np.int8
+        assert scale.shape == (weight.shape[0],)  # one scale per output channel
+        per_channel += 1
+    convs = ops.count("Conv")
+    assert per_channel == convs - 2  # all but the stem and the head (kept in fp32)
+    assert exported.int8.stat().st_size < 0.35 * exported.fp32.stat().st_size
+    # onnxruntime fuses the pairs into integer kernels when it loads the file
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(exported.int8.with_suffix(".optimized"))
+    ort.InferenceSession(str(exported.int8), options, providers=["CPUExecutionProvider"])
+    fused = [n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node]
+    Path(options.optimized_model_filepath).unlink()
+    assert "QLinearConv" in fused and "QLinearMatMul" in fused
+
+
+def test_static_int8_metadata_and_report(exported: Exported) -> None:
+    meta = read_metadata(exported.int8)
+    data = exported.run.parent / "data"
+    assert meta["quantization_kind"] == "static"
+    assert meta["quantization"].startswith("int8 static QDQ")
+    assert "MinMax" in meta["quantization"] and "stem, head, attention" in meta["quantization"]
+    assert meta["quantization_calibration"] == (
+        f"2 random 64×64 crops (seed 0) from the 2 images of {data / 'train'}"
+    )
+    assert int(meta["quantization_fp32_bytes"]) == exported.fp32.stat().st_size
+    report = json.loads(int8_report_path(exported.int8).read_text())
+    assert report["kind"] == "static" and report["size_bytes"] == exported.int8.stat().st_size
+    assert report["f1"]["split"] == "test" and report["f1"]["images"] == 2
+    assert report["f1"]["delta_points"] == pytest.approx(
+        (report["f1"]["int8_macro_f1"] - report["f1"]["fp32_macro_f1"]) * 100
+    )
+    assert f"macro-F1 on {data / 'test'}" in exported.output
+
+
+def _fast_export(monkeypatch: pytest.MonkeyPatch, exported: Exported) -> None:
+    """Replace the dynamo exporter's output with the shared export (no 30 s)."""
+    monkeypatch.setattr(export_module, "_export_proto", lambda *a, **k: onnx.load(exported.fp32))
+
+
+def test_run_without_training_data_stops_before_exporting(
+    exported: Exported, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fast_export(monkeypatch, exported)
+    data = tmp_path / "data"
+    write_dataset(data, train=0, val=0, test=1, size=32, seed=0)
+    shutil.rmtree(data / "train", ignore_errors=True)
+    for run, missing in [
+        (_make_run(tmp_path / "no_train", data), str(data / "train")),
+        (_make_run(tmp_path / "no_data", None), "records no dataset"),
+    ]:
+        result = runner.invoke(app, ["export", f"--run={run}", "--int8"])
+        assert result.exit_code == 3, result.output
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and missing in lines[0] and "--int8-kind dynamic" in lines[0]
+        assert not [p for p in run.iterdir() if ".onnx" in p.name]
+
+
+def test_dynamic_kind_and_bad_options(
+    exported: Exported, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fast_export(monkeypatch, exported)
+    run = Path(shutil.copytree(exported.run, tmp_path / "run"))
+    result = runner.invoke(app, ["export", f"--run={run}", "--int8-kind=dynamic"])
+    assert result.exit_code == 0, result.output
+    int8 = run / "model.int8.onnx"
+    assert "int8 (dynamic): wrote" in result.output and "calibration:" not in result.output
+    assert read_metadata(int8)["quantization_kind"] == "dynamic"
+    assert json.loads(int8_report_path(int8).read_text())["kind"] == "dynamic"
+    ops = {n.op_type for n in onnx.load(str(int8)).graph.node}
+    assert "QuantizeLinear" not in ops and "DynamicQuantizeLinear" in ops
+    for bad in (["--keep-fp32=stem,neck"], ["--int8-conv", "--int8-kind=static"]):
+        result = runner.invoke(app, ["export", f"--run={run}", "--int8", *bad])
+        assert result.exit_code == 2 and "Traceback" not in result.output
+        assert len(result.stderr.strip().splitlines()) == 1

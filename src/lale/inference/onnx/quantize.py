@@ -1,18 +1,24 @@
-"""int8 dynamic quantisation of an ONNX export, and what it costs in macro-F1."""
+"""int8 quantisation of an ONNX export, and what it costs in macro-F1.
+
+:func:`quantize_int8` is onnxruntime's dynamic quantisation (weights only, activations
+quantised on the fly); static QDQ quantisation calibrated on the run's training crops is in
+:mod:`lale.inference.onnx.static`. Both give an :class:`Int8Result`; :func:`compare_f1` scores
+the fp32 and int8 files on a split and :func:`write_int8_report` records both beside the file.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from lale.atomic import staged_path
+from lale.atomic import staged_path, write_json_atomic
 from lale.errors import one_line
 from lale.inference.onnx.backend import OnnxBackend
 from lale.inference.onnx.io import (
@@ -24,7 +30,16 @@ from lale.inference.onnx.io import (
     set_metadata,
 )
 
-__all__ = ["F1Change", "Int8Result", "compare_f1", "default_int8_path", "quantize_int8"]
+__all__ = [
+    "F1Change",
+    "Int8Result",
+    "argmax_agreement",
+    "compare_f1",
+    "default_int8_path",
+    "int8_report_path",
+    "quantize_int8",
+    "write_int8_report",
+]
 
 
 @dataclass(frozen=True)
@@ -36,7 +51,12 @@ class Int8Result:
         size_bytes: Its size.
         fp32_size_bytes: Size of the fp32 file it was made from.
         ops: Operator types whose weights were quantised.
-        agreement: Share of pixels whose argmax matches the fp32 model's on a random input.
+        agreement: Share of pixels whose argmax matches the fp32 model's on ``agreement_on``.
+        kind: ``"dynamic"`` or ``"static"``.
+        calibration: The calibration set (static), in words.
+        kept_fp32: Graph nodes left in fp32 (static).
+        metadata: The ``metadata_props`` written.
+        agreement_on: The input of ``agreement``, in words.
     """
 
     path: Path
@@ -44,6 +64,16 @@ class Int8Result:
     fp32_size_bytes: int
     ops: tuple[str, ...]
     agreement: float
+    kind: str = "dynamic"
+    calibration: str | None = None
+    kept_fp32: tuple[str, ...] = ()
+    metadata: dict[str, str] = field(default_factory=dict)
+    agreement_on: str = "a random N(0, 1) input"
+
+    @property
+    def size_ratio(self) -> float:
+        """int8 size over fp32 size."""
+        return self.size_bytes / self.fp32_size_bytes
 
 
 @dataclass(frozen=True)
@@ -80,9 +110,19 @@ def default_int8_path(fp32_path: str | Path) -> Path:
     return path.with_name(f"{path.stem}.int8{path.suffix or '.onnx'}")
 
 
-def _argmax_agreement(fp32: Path, int8: Path, channels: int, seed: int) -> float:
-    generator = torch.Generator().manual_seed(seed)
-    x = torch.randn(EXAMPLE_BATCH, channels, 250, 198, generator=generator)
+def int8_report_path(int8_path: str | Path) -> Path:
+    """The JSON report beside an int8 file: ``model.int8.onnx`` → ``model.int8.json``."""
+    return Path(int8_path).with_suffix(".json")
+
+
+def argmax_agreement(
+    fp32: Path, int8: Path, channels: int, seed: int, x: torch.Tensor | None = None
+) -> float:
+    """Share of pixels whose argmax agrees between two files, on ``x`` (default: a seeded
+    N(0, 1) input)."""
+    if x is None:
+        generator = torch.Generator().manual_seed(seed)
+        x = torch.randn(EXAMPLE_BATCH, channels, 250, 198, generator=generator)
     a = OnnxBackend(fp32)(x).argmax(1)
     b = OnnxBackend(int8)(x).argmax(1)
     return float((a == b).float().mean())
@@ -123,6 +163,8 @@ def quantize_int8(
     ops = ("MatMul", "Gemm", "Conv") if conv else ("MatMul", "Gemm")
     props = {p.key: p.value for p in onnx.load(str(src), load_external_data=False).metadata_props}
     props["quantization"] = f"int8 dynamic (onnxruntime), per-channel weights of {'/'.join(ops)}"
+    props["quantization_kind"] = "dynamic"
+    props["quantization_fp32_bytes"] = str(src.stat().st_size)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".lale-int8-") as tmp:
         pre, quant = Path(tmp) / "pre.onnx", Path(tmp) / "int8.onnx"
         try:
@@ -151,7 +193,9 @@ def quantize_int8(
         size_bytes=target.stat().st_size,
         fp32_size_bytes=src.stat().st_size,
         ops=ops,
-        agreement=_argmax_agreement(src, target, int(channels), seed),
+        agreement=argmax_agreement(src, target, int(channels), seed),
+        kind="dynamic",
+        metadata=props,
     )
 
 
@@ -222,3 +266,34 @@ def compare_f1(
         fp32_scores=scores["fp32"],
         int8_scores=scores["int8"],
     )
+
+
+def write_int8_report(result: Int8Result, change: F1Change | None) -> Path:
+    """Write :func:`int8_report_path` of ``result.path``: what was quantised, how, the sizes,
+    and the macro-F1 change (``null`` where it was not measured)."""
+    record: dict[str, Any] = {
+        "int8": result.path.name,
+        "kind": result.kind,
+        "quantization": result.metadata.get("quantization"),
+        "calibration": result.calibration,
+        "kept_fp32": list(result.kept_fp32),
+        "ops": list(result.ops),
+        "size_bytes": result.size_bytes,
+        "fp32_size_bytes": result.fp32_size_bytes,
+        "size_ratio": result.size_ratio,
+        "argmax_agreement": result.agreement,
+        "argmax_agreement_on": result.agreement_on,
+        "f1": None,
+    }
+    if change is not None:
+        record["f1"] = {
+            "data": str(change.data),
+            "split": change.split,
+            "images": change.images,
+            "fp32_macro_f1": change.fp32,
+            "int8_macro_f1": change.int8,
+            "delta_points": None if change.delta is None else change.delta * 100,
+        }
+    target = int8_report_path(result.path)
+    write_json_atomic(target, record)
+    return target
