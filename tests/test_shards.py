@@ -140,6 +140,12 @@ def test_hugging_face_parquet_packs_as_its_folder(data: Path, shards: Path, tmp_
     for split in ("train", "val", "test"):
         for name in ["lale-index.json", *(p.name for p in (shards / split).glob("chunk-*.bin"))]:
             assert (out / split / name).read_bytes() == (shards / split / name).read_bytes()
+    drafts = []  # lale schema init reads the shards' masks as it reads the folder's
+    for root in (data, out):
+        target = tmp_path / f"{root.name}-schema.json"
+        _ok(runner.invoke(cli.app, ["schema", "init", str(root), f"--out={target}"]))
+        drafts.append(json.loads(target.read_text())["classes"])
+    assert drafts[0] == drafts[1]
     missing = tmp_path / "nomask"
     missing.mkdir()
     _parquet(data, missing / "p")
