@@ -203,3 +203,35 @@ def test_killed_ddp_run_resumes_without_repeating_or_skipping(tmp_path: Path) ->
     assert [len(s) for s in seen["resume"]] == [4, 4]  # the 2 steps left
     trained = [d for phase in seen.values() for rank in phase for d in rank]
     assert sorted(trained) == _digests(data)  # every image once: none repeated, none skipped
+
+
+def test_geotiff_samples_read_from_shards_as_from_files(tmp_path: Path) -> None:
+    from lale.data.dataset import SegmentationDataset
+    from lale.data.schema import load_schema
+    from tests.rasters import write_geotiff
+
+    schema_file = tmp_path / "four.yaml"
+    schema_file.write_text(
+        "name: four\nclasses:\n  - {name: a, value: 1}\n  - {name: b, value: 2}\n"
+        "ignore_values: [0]\n"
+        "image: {band_count: 4, bands: [3, 2, 1], dtype: uint16, scale: 10000,\n"
+        "        mean: [0.1, 0.1, 0.1], std: [0.05, 0.05, 0.05]}\n"
+    )
+    rng = np.random.default_rng(0)
+    data = tmp_path / "tif"
+    for split in ("train", "val"):
+        for i in range(3):
+            size = (40, 56) if i else (24, 24)  # one smaller than the crop: padded
+            image = rng.integers(0, 10000, (4, *size), dtype=np.uint16)
+            labels = rng.integers(0, 4, (1, *size), dtype=np.uint8)  # 3: not in the schema
+            write_geotiff(data / split / "images" / f"p{i}.tif", image)
+            write_geotiff(data / split / "masks" / f"p{i}.tif", labels)
+    _ok(_pack(data, tmp_path / "s", f"--schema={schema_file}"))
+    schema = load_schema(tmp_path / "s" / "schema.json")
+    for split in ("train", "val"):
+        a = SegmentationDataset(data, split, schema, crop_size=32)
+        b = SegmentationDataset(tmp_path / "s", split, schema, crop_size=32)
+        for i in range(3):
+            for x, y in zip(a.sample(i, 7 + i), b.sample(i, 7 + i), strict=True):
+                assert torch.equal(x, y)
+        assert a.unknown_pixels() == b.unknown_pixels() and a.unknown_pixels().counts
