@@ -206,9 +206,10 @@ def test_killed_ddp_run_resumes_without_repeating_or_skipping(tmp_path: Path) ->
 
 
 def test_geotiff_samples_read_from_shards_as_from_files(tmp_path: Path) -> None:
+    from rasters import write_geotiff
+
     from lale.data.dataset import SegmentationDataset
     from lale.data.schema import load_schema
-    from rasters import write_geotiff
 
     schema_file = tmp_path / "four.yaml"
     schema_file.write_text(

@@ -2,8 +2,9 @@
 
 ``lale pack`` (:mod:`lale.data.pack`) writes ``SHARDS/lale-shards.json`` (the manifest), the
 dataset's ``schema.json`` and ``prepare.json``, and per split a LitData chunk folder
-``SHARDS/{split}/`` (``chunk-*.bin`` + ``index.json``, items ``{"image": bytes, "mask": bytes}``
-in the split's sorted name order) with ``SHARDS/{split}/lale-index.json`` (file names and sizes).
+``SHARDS/{split}/`` (``chunk-*.bin`` + ``index.json``, items ``{"image", "mask"}``: the encoded
+files' bytes as uint8 arrays, in the split's sorted name order) with
+``SHARDS/{split}/lale-index.json`` (file names and sizes).
 Images and masks stay the encoded files they were; :class:`ShardStore` fetches one item's bytes
 through ``litdata.StreamingDataset`` random access, and :mod:`lale.data.io` decodes them as it
 decodes files. Sample ``i`` of a split is the ``i``-th pair of the folder it was packed from, so
@@ -125,7 +126,8 @@ class ShardStore:
 
     The ``litdata.StreamingDataset`` is opened on first use in each process (DataLoader workers
     and DDP ranks open their own); the last item read is kept, since an image and its mask are
-    read one after the other.
+    read one after the other. Items are decoded one at a time (``batch_decode=False``): lale's
+    order is random across chunks, so LitData's decoding of a window of neighbours is wasted.
 
     Args:
         split_dir: The split's chunk folder.
@@ -144,9 +146,10 @@ class ShardStore:
             if self._dataset is None:
                 from litdata import StreamingDataset
 
-                self._dataset = StreamingDataset(str(self.split_dir))
+                self._dataset = StreamingDataset(str(self.split_dir), batch_decode=False)
             self._last = (index, self._dataset[index])
-        return bytes(self._last[1][key])
+        value = self._last[1][key]
+        return value.tobytes() if hasattr(value, "tobytes") else bytes(value)
 
 
 def shard_pairs(root: str | Path, split: str) -> tuple[list[Any], list[tuple[int, int]]]:
