@@ -226,6 +226,7 @@ def test_what_needs_torch_and_what_does_not(tmp_path: Path) -> None:
         f"evaluate --run {tmp_path} --data {data}": "train",
         f"export --run {tmp_path}": "onnx",
         "profile lale_t": "train",
+        f"pack {data} --out {tmp_path / 'shards'}": "train",
         "models": "train",
         f"benchmark --preset quick --out {tmp_path / 'b'}": "train",
         f"demo --out {tmp_path / 'd'}": "train",

@@ -135,7 +135,8 @@ EXTRA_OF_MODULE: dict[str, str] = {
     "lightning": "train",
     "torchmetrics": "train",
     "safetensors": "train",
-    "matplotlib": "train",
+    "litdata": "train",
+    "pyarrow": "train",
     "torchvision": "baselines",
     "timm": "baselines",
     "segmentation_models_pytorch": "baselines",
@@ -160,7 +161,7 @@ class MissingDependencyError(UnavailableError):
     def __init__(self, command: str, module: str, extra: str | None = None, hint: str = "") -> None:
         self.module = module
         self.extra = extra or EXTRA_OF_MODULE.get(module.split(".")[0], "train")
-        torch_family = EXTRA_OF_MODULE.get(module.split(".")[0]) == "train"
+        torch_family = module.split(".")[0] in ("torch", "lightning", "torchmetrics")
         what = "PyTorch" if torch_family else module
         super().__init__(
             f"{command} needs {what} (module {module!r} is not installed): "

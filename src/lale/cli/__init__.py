@@ -1,6 +1,6 @@
 """The ``lale`` command line: one typer app whose commands stay thin and call the library.
 
-One module per command group (``models``: models, profile; ``data``: synth, prepare;
+One module per command group (``models``: models, profile; ``data``: synth, prepare, pack;
 ``schema``: schema init; ``training``: train, evaluate; ``benchmark``; ``predict``; ``export``;
 ``demo``; ``maps``: areas, change); what they share is in ``_common``. Command modules import
 torch and the other heavy libraries inside the command functions, so ``lale --help`` and

@@ -1,4 +1,4 @@
-"""``lale synth`` and ``lale prepare``: thin commands over :mod:`lale.data`."""
+"""``lale synth``, ``lale prepare`` and ``lale pack``: thin commands over :mod:`lale.data`."""
 
 from __future__ import annotations
 
@@ -133,7 +133,57 @@ def prepare_command(
     console.print(f"wrote {escape(str(summary.json_path))}")
 
 
+def pack_command(
+    data: Annotated[
+        Path,
+        typer.Argument(help="Dataset root ({split}/{images,masks}), or Parquet file(s) of pairs."),
+    ],
+    out: Annotated[Path, typer.Option(help="Shard set to write (new or empty folder).")],
+    shard_size: Annotated[
+        str, typer.Option(help="Bytes per shard file (256MB, 1GB, …).")
+    ] = "256MB",
+    schema: Annotated[
+        str | None,
+        typer.Option(help="Class schema to store (default: DATA/schema.json, else aras400k)."),
+    ] = None,
+    image_column: Annotated[str, typer.Option(help="Parquet column of the images.")] = "image",
+    mask_column: Annotated[
+        str | None,
+        typer.Option(help="Parquet column of the masks (default: mask, label, annotation, …)."),
+    ] = None,
+) -> None:
+    """Write every split of a dataset as LitData shards that lale train and evaluate read.
+
+    Images and masks keep their encoded bytes; the class schema (with its band statistics) and
+    prepare.json go with them. DATA may also be a Hugging Face dataset saved as Parquet
+    ({split}-*.parquet with encoded image and mask columns).
+    """
+    from rich.table import Table
+
+    from lale.data.pack import pack_dataset, parse_shard_size
+
+    size = parse_shard_size(shard_size)
+    with progress_bar() as bar:
+        task = bar.add_task("packing samples", total=None)
+        summary = pack_dataset(
+            data,
+            out,
+            schema,
+            size,
+            image_column=image_column,
+            mask_column=mask_column,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    table = Table(title=f"shards {escape(str(out))} ({summary.source}, schema {summary.schema})")
+    for column in ("split", "samples", "shards", "MB"):
+        table.add_column(column, justify="left" if column == "split" else "right")
+    for s in summary.splits:
+        table.add_row(s.name, str(s.samples), str(s.shards), f"{s.bytes / 1e6:.1f}")
+    stdout().print(table)
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``lale synth`` and ``lale prepare`` to ``app``."""
+    """Add ``lale synth``, ``lale prepare`` and ``lale pack`` to ``app``."""
     add_command(app, "synth", synth_command)
     add_command(app, "prepare", prepare_command)
+    add_command(app, "pack", pack_command)

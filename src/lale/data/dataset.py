@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 from torch import Tensor
 from torch.utils.data import Dataset, get_worker_info
 
+from lale.data.encoded import FileSource
 from lale.data.io import (
     IMAGE_SUFFIXES,
     MASK_SUFFIXES,
@@ -31,6 +32,7 @@ from lale.data.io import (
     read_mask,
 )
 from lale.data.schema import ARAS400K, ClassSchema, load_schema
+from lale.data.shards import is_shards, shard_pairs
 from lale.errors import DataError
 
 __all__ = [
@@ -61,13 +63,13 @@ class Pair:
 
     Attributes:
         name: The shared file stem.
-        image: Path of the image.
-        mask: Path of the mask.
+        image: Path of the image (or the image held in a shard, named by its path).
+        mask: Path of the mask (or the mask held in a shard).
     """
 
     name: str
-    image: Path
-    mask: Path
+    image: FileSource
+    mask: FileSource
 
 
 def _files(
@@ -105,11 +107,15 @@ def scan_split(root: str | Path, split: str, skipped: list[Path] | None = None) 
 
     Files of other types (``README.txt``, ``.DS_Store``, ``Thumbs.db``, hidden files) are not
     samples: they are appended to ``skipped`` (see :func:`skipped_message`) and left alone.
+    In a shard set written by ``lale pack`` (:mod:`lale.data.shards`) the pairs are those of
+    the folder it was packed from, in the same order.
 
     Raises:
         DataError: The split or one of its folders is missing or empty, or has images without
             masks or masks without images (listed).
     """
+    if is_shards(root):
+        return shard_pairs(root, split)[0]
     split_dir = Path(root) / split
     if not split_dir.is_dir():
         raise DataError(split_dir, f"no {split!r} split folder")
@@ -178,7 +184,9 @@ class SegmentationDataset(Dataset[tuple[Tensor, Tensor]]):
     where no class applies.
 
     Args:
-        root: Dataset root holding ``{split}/{images,masks}``.
+        root: Dataset root holding ``{split}/{images,masks}``, or a shard set written by
+            ``lale pack`` (read the same way, sample for sample; its sizes are known from
+            packing, so ``check_headers`` does not apply).
         split: Split folder name (``"train"``, ``"val"``, ``"test"`` or any other).
         schema: Class schema, or a name or file for :func:`~lale.data.schema.load_schema`.
         mode: ``"train"``: random ``crop_size`` crops, padded where the image is smaller;
@@ -216,9 +224,14 @@ class SegmentationDataset(Dataset[tuple[Tensor, Tensor]]):
         self.crop_size, self.strict, self.generator = crop_size, strict, generator
         self.skipped: list[Path] = []
         """Files in the split's folders that are not samples (see :func:`scan_split`)."""
-        self.pairs = scan_split(self.root, split, self.skipped)
-        self._sizes: list[tuple[int, int] | None] = [None] * len(self.pairs)
-        if check_headers:
+        self._sizes: list[tuple[int, int] | None]
+        if is_shards(self.root):
+            self.pairs, sizes = shard_pairs(self.root, split)
+            self._sizes = list(sizes)
+        else:
+            self.pairs = scan_split(self.root, split, self.skipped)
+            self._sizes = [None] * len(self.pairs)
+        if check_headers and not is_shards(self.root):
             self._sizes = [self._check(i) for i in range(len(self.pairs))]
         # Unknown pixels per file (-1: not counted yet), shared with DataLoader workers.
         self._unknown = torch.full((len(self.pairs),), -1, dtype=torch.int64).share_memory_()

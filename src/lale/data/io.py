@@ -7,6 +7,7 @@ is a :class:`~lale.errors.DataError` naming the file.
 
 from __future__ import annotations
 
+import io
 import struct
 import warnings
 import zlib
@@ -21,6 +22,8 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from lale.data.encoded import EncodedFile, FileSource
+from lale.data.encoded import source_path as _where
 from lale.data.lut import unknown_counts, unknown_examples
 from lale.data.schema import ClassSchema, ImageSpec
 from lale.errors import DataError, cause_text
@@ -109,9 +112,23 @@ class MaskData:
     top: tuple[tuple[str, int], ...] = ()
 
 
-def is_geotiff(path: str | Path) -> bool:
+def is_geotiff(path: str | FileSource) -> bool:
     """Whether ``path`` is read through rasterio (``.tif``/``.tiff``)."""
-    return Path(path).suffix.lower() in _TIFF
+    return _source(path).suffix.lower() in _TIFF
+
+
+def _source(path: str | FileSource) -> FileSource:
+    return path if isinstance(path, EncodedFile) else Path(path)
+
+
+def _opened(src: FileSource) -> Path | io.BytesIO:
+    """What Pillow and rasterio open: the file, or a stream of its bytes."""
+    if isinstance(src, EncodedFile):
+        try:
+            return io.BytesIO(src.read_bytes())
+        except (OSError, KeyError, IndexError, ValueError) as err:
+            raise DataError(src.path, f"unreadable from its shard ({cause_text(err)})") from err
+    return src
 
 
 def _rasterio() -> ModuleType:
@@ -123,7 +140,7 @@ def _rasterio() -> ModuleType:
 
 
 @contextmanager
-def _reading(path: Path, what: str) -> Iterator[None]:
+def _reading(path: FileSource, what: str) -> Iterator[None]:
     """Turn any failure to decode ``path`` into a one-line :class:`DataError`."""
     errors: tuple[type[BaseException], ...] = (*PIL_READ_ERRORS, Image.DecompressionBombError)
     if is_geotiff(path):
@@ -133,16 +150,16 @@ def _reading(path: Path, what: str) -> Iterator[None]:
     except DataError:
         raise
     except errors as err:
-        raise DataError(path, f"unreadable {what} ({cause_text(err)})") from err
+        raise DataError(_where(path), f"unreadable {what} ({cause_text(err)})") from err
 
 
 @contextmanager
-def _open_tiff(path: Path, what: str) -> Iterator[Any]:
+def _open_tiff(path: FileSource, what: str) -> Iterator[Any]:
     """``rasterio.open(path)`` with errors as :class:`DataError`, quiet about missing CRS."""
     rasterio = _rasterio()
     with _reading(path, what), warnings.catch_warnings():
         warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-        with rasterio.open(path) as src:
+        with rasterio.open(_opened(path)) as src:
             yield src
 
 
@@ -154,7 +171,7 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_ALPHA = frozenset({4, 6})  # grey + alpha, RGB + alpha
 
 
-def _png16_type(path: Path) -> int | None:
+def _png16_type(path: FileSource) -> int | None:
     """The PNG colour type of a 16-bit grey+alpha, RGB or RGBA PNG; ``None`` for anything else.
 
     Pillow reads those as 8 bits (it keeps the high byte), so they are read through GDAL.
@@ -162,9 +179,12 @@ def _png16_type(path: Path) -> int | None:
     if path.suffix.lower() != ".png":
         return None
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(26)
-    except OSError:
+        if isinstance(path, EncodedFile):
+            head = path.read_bytes()[:26]
+        else:
+            with open(path, "rb") as fh:
+                head = fh.read(26)
+    except (OSError, KeyError, IndexError, ValueError):
         return None  # reported by the reader that follows
     if len(head) < 26 or not head.startswith(_PNG_SIGNATURE) or head[12:16] != b"IHDR":
         return None
@@ -172,13 +192,13 @@ def _png16_type(path: Path) -> int | None:
     return colour if depth == 16 and colour in (2, 4, 6) else None
 
 
-def png16_array(path: str | Path, what: str = "image") -> NDArray[np.uint16] | None:
+def png16_array(path: str | FileSource, what: str = "image") -> NDArray[np.uint16] | None:
     """A 16-bit colour PNG as an ``H×W×C`` uint16 array (alpha last); ``None`` if it is not one.
 
     Raises:
         DataError: The file cannot be decoded.
     """
-    path = Path(path)
+    path = _source(path)
     if _png16_type(path) is None:
         return None
     with _open_tiff(path, what) as src:
@@ -186,7 +206,7 @@ def png16_array(path: str | Path, what: str = "image") -> NDArray[np.uint16] | N
     raise AssertionError("unreachable")  # pragma: no cover - for type checkers
 
 
-def read_info(path: str | Path, what: str = "image") -> ImageHeader:
+def read_info(path: str | FileSource, what: str = "image") -> ImageHeader:
     """Size, band count and sample type from a file's header (the pixels are not decoded).
 
     Args:
@@ -196,7 +216,7 @@ def read_info(path: str | Path, what: str = "image") -> ImageHeader:
     Raises:
         DataError: The file is missing or not a readable image.
     """
-    path = Path(path)
+    path = _source(path)
     if is_geotiff(path):
         with _open_tiff(path, what) as src:
             return _tiff_info(src)
@@ -205,21 +225,22 @@ def read_info(path: str | Path, what: str = "image") -> ImageHeader:
             return ImageHeader(
                 src.height, src.width, src.count, "uint16", alpha=colour in _PNG_ALPHA
             )
-    with _reading(path, what), Image.open(path) as im:
+    with _reading(path, what), Image.open(_opened(path)) as im:
         if im.mode not in _PIL_MODES:
-            raise DataError(path, f"unsupported {what} mode {im.mode!r}")
+            raise DataError(_where(path), f"unsupported {what} mode {im.mode!r}")
         count, dtype = _PIL_MODES[im.mode]
         alpha = im.mode in ("LA", "PA", "RGBA")
         return ImageHeader(im.height, im.width, count, dtype, im.mode == "P", alpha)
     raise AssertionError("unreachable")  # pragma: no cover - for type checkers
 
 
-def check_image_info(path: str | Path, info: ImageHeader, spec: ImageSpec) -> None:
+def check_image_info(path: str | FileSource, info: ImageHeader, spec: ImageSpec) -> None:
     """Raise :class:`DataError` if an image's header does not match ``spec``.
 
     A palette image counts as three-band RGB; an alpha band is not counted when the schema
     expects one band fewer (it is dropped, see :func:`read_image_alpha`).
     """
+    path = _where(_source(path))
     count = 3 if info.palette else info.count
     if info.alpha and count - 1 == spec.band_count:
         count -= 1
@@ -233,14 +254,14 @@ def check_image_info(path: str | Path, info: ImageHeader, spec: ImageSpec) -> No
         )
 
 
-def _pil_array(path: Path, what: str, palette_to_rgb: bool) -> tuple[NDArray[Any], Any]:
+def _pil_array(path: FileSource, what: str, palette_to_rgb: bool) -> tuple[NDArray[Any], Any]:
     """Decode a PNG/JPEG fully; returns the array (``H×W`` or ``H×W×C``) and its palette."""
     if (deep := png16_array(path, what)) is not None:
         return deep, None
-    with _reading(path, what), Image.open(path) as im:
+    with _reading(path, what), Image.open(_opened(path)) as im:
         im.load()
         if im.mode not in _PIL_MODES:
-            raise DataError(path, f"unsupported {what} mode {im.mode!r}")
+            raise DataError(_where(path), f"unsupported {what} mode {im.mode!r}")
         if im.mode == "P" and not palette_to_rgb:
             pal = np.asarray(im.getpalette("RGB") or [], np.uint8).reshape(-1, 3)
             return np.asarray(im), pal
@@ -259,7 +280,7 @@ def _check_window(window: Window, height: int, width: int) -> None:
 
 
 def _tiff_read(
-    path: Path,
+    path: FileSource,
     what: str,
     bands: list[int] | None,
     window: Window | None,
@@ -271,7 +292,9 @@ def _tiff_read(
         if check is not None:
             check(info)
         if bands is not None and max(bands) > info.count:
-            raise DataError(path, f"{what} has {info.count} bands; band {max(bands)} requested")
+            raise DataError(
+                _where(path), f"{what} has {info.count} bands; band {max(bands)} requested"
+            )
         win = None
         if window is not None:
             _check_window(window, info.height, info.width)
@@ -282,7 +305,7 @@ def _tiff_read(
 
 
 def read_image(
-    path: str | Path, spec: ImageSpec | None = None, window: Window | None = None
+    path: str | FileSource, spec: ImageSpec | None = None, window: Window | None = None
 ) -> NDArray[Any]:
     """An image as a ``C×H×W`` array in its own sample type, bands selected as ``spec`` says.
 
@@ -301,14 +324,14 @@ def read_image(
 
 
 def read_image_alpha(
-    path: str | Path, spec: ImageSpec | None = None, window: Window | None = None
+    path: str | FileSource, spec: ImageSpec | None = None, window: Window | None = None
 ) -> tuple[NDArray[Any], NDArray[np.bool_] | None]:
     """:func:`read_image` and, for a PNG with an alpha band, where it is opaque (alpha > 0).
 
     Returns:
         ``(image, opaque)``; ``opaque`` is ``None`` when the file has no alpha band.
     """
-    path, spec = Path(path), spec or ImageSpec()
+    path, spec = _source(path), spec or ImageSpec()
     bands = None if spec.bands is None else list(spec.bands)
     if is_geotiff(path):
         check = lambda i: check_image_info(path, i, spec)  # noqa: E731
@@ -331,7 +354,9 @@ def read_image_alpha(
     return np.ascontiguousarray(chw), opaque
 
 
-def read_mask(path: str | Path, schema: ClassSchema, window: Window | None = None) -> MaskData:
+def read_mask(
+    path: str | FileSource, schema: ClassSchema, window: Window | None = None
+) -> MaskData:
     """Decode a mask into class labels, counting pixels of unknown colours or values.
 
     Colour masks (RGB, or RGBA with alpha ignored) are decoded by colour; palette PNGs by their
@@ -343,7 +368,7 @@ def read_mask(path: str | Path, schema: ClassSchema, window: Window | None = Non
         DataError: The file cannot be decoded, has a band count that is neither 1, 3 nor 4, or
             is a colour mask for a schema without mask colours.
     """
-    path = Path(path)
+    path = _source(path)
     palette = None
     if is_geotiff(path):
         chw = _tiff_read(path, "mask", None, window)
@@ -358,9 +383,13 @@ def read_mask(path: str | Path, schema: ClassSchema, window: Window | None = Non
     declared: tuple[Any, ...]
     if arr.ndim == 3:
         if arr.shape[2] not in (3, 4) or arr.dtype != np.uint8:
-            raise DataError(path, f"mask has {arr.shape[2]} {arr.dtype} bands; expected 1 or 3")
+            raise DataError(
+                _where(path), f"mask has {arr.shape[2]} {arr.dtype} bands; expected 1 or 3"
+            )
         if not schema.has_colors:
-            raise DataError(path, f"colour mask, but schema {schema.name!r} has no mask colours")
+            raise DataError(
+                _where(path), f"colour mask, but schema {schema.name!r} has no mask colours"
+            )
         labels, unknown = schema.decode_colors(arr)
         raw, declared = arr, schema.ignore_colors
     elif palette is not None and schema.has_colors:

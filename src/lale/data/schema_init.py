@@ -8,6 +8,7 @@ a share of the pixels are noise (anti-aliased edges, stray pixels), not classes,
 
 from __future__ import annotations
 
+import io
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +17,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from lale.data.encoded import FileSource, source_path
 from lale.data.io import MASK_SUFFIXES, is_geotiff, read_image, read_info
 from lale.data.schema import ClassSchema, ImageSpec
+from lale.data.shards import is_shards, read_manifest, shard_pairs, split_order
 from lale.errors import DataError
 
 __all__ = ["SchemaDraft", "draft_schema", "mask_files"]
@@ -46,12 +49,15 @@ class SchemaDraft:
     total: int
 
 
-def mask_files(data: Path) -> list[Path]:
-    """The mask files of a dataset root (``*/masks/``) or of a folder of masks."""
+def mask_files(data: Path) -> list[FileSource]:
+    """The mask files of a dataset root (``*/masks/``), a shard set or a folder of masks."""
     if not data.is_dir():
         raise DataError(data, "not a folder")
+    if is_shards(data):
+        splits = sorted(read_manifest(data)["splits"], key=split_order)
+        return [pair.mask for split in splits for pair in shard_pairs(data, split)[0]]
     folders = sorted(p for p in data.glob("*/masks") if p.is_dir()) or [data]
-    files = [
+    files: list[FileSource] = [
         p
         for folder in folders
         for p in sorted(folder.iterdir())
@@ -62,14 +68,14 @@ def mask_files(data: Path) -> list[Path]:
     return files
 
 
-def _encodings(path: Path) -> tuple[Counter[Any], bool]:
+def _encodings(path: FileSource) -> tuple[Counter[Any], bool]:
     """Pixel counts of each colour (``(r, g, b)``) or value in one mask; whether it is colour."""
     if is_geotiff(path):
         spec = ImageSpec(band_count=read_info(path, "mask").count, bands=(1,), dtype=None)
         arr: Any = read_image(path, spec)[0]
         colour = False
     else:
-        with Image.open(path) as im:
+        with Image.open(path if isinstance(path, Path) else io.BytesIO(path.read_bytes())) as im:
             colour = im.mode not in ("L", "I", "I;16", "I;16B", "I;16L", "F", "1")
             if colour:
                 im = im.convert("RGBA") if "A" in im.mode or im.mode == "P" else im.convert("RGB")
@@ -109,7 +115,9 @@ def draft_schema(data: Path, min_share: float = MIN_SHARE, name: str | None = No
         try:
             found, colour = _encodings(path)
         except (OSError, ValueError) as err:
-            raise DataError(path, f"unreadable mask ({type(err).__name__}: {err})") from None
+            raise DataError(
+                source_path(path), f"unreadable mask ({type(err).__name__}: {err})"
+            ) from None
         totals.update(found)
         kinds.add(colour)
     if len(kinds) > 1:

@@ -1,0 +1,79 @@
+"""Image and mask files held as their encoded bytes (inside a shard set, or in memory).
+
+A sample's image or mask is a PNG/JPEG/TIFF file whether it sits in a folder or inside a shard:
+:class:`EncodedFile` keeps the path it had in its dataset (for messages and for its type, taken
+from the suffix) and fetches its bytes on demand, so :mod:`lale.data.io` decodes it exactly as
+it decodes the file itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+__all__ = ["ByteStore", "EncodedFile", "FileSource", "HeldBytes", "source_path"]
+
+
+class ByteStore(Protocol):
+    """Where encoded files are kept: item ``index``'s bytes under ``key`` (``image``/``mask``)."""
+
+    def read(self, index: int, key: str) -> bytes:
+        """The bytes of item ``index``'s ``key``."""
+        ...
+
+
+@dataclass(frozen=True)
+class HeldBytes:
+    """A :class:`ByteStore` of one file's bytes, held in memory."""
+
+    data: bytes
+
+    def read(self, index: int, key: str) -> bytes:
+        return self.data
+
+
+@dataclass(frozen=True, eq=False)
+class EncodedFile:
+    """An image or mask file known by its dataset path, whose bytes come from a :class:`ByteStore`.
+
+    Attributes:
+        path: The path it has in its dataset (``SHARDS/train/images/NAME.png``).
+        store: Where its bytes are.
+        index: Its item in the store.
+        key: Its field in the item.
+    """
+
+    path: Path
+    store: ByteStore
+    index: int = 0
+    key: str = ""
+
+    @classmethod
+    def held(cls, path: str | Path, data: bytes) -> EncodedFile:
+        """A file of ``data`` held in memory, named ``path``."""
+        return cls(Path(path), HeldBytes(data))
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def suffix(self) -> str:
+        return self.path.suffix
+
+    def read_bytes(self) -> bytes:
+        """The encoded file."""
+        return self.store.read(self.index, self.key)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+
+FileSource = Path | EncodedFile
+"""A file to decode: on disk, or held as bytes."""
+
+
+def source_path(src: FileSource) -> Path:
+    """The path that names ``src`` in messages."""
+    return src.path if isinstance(src, EncodedFile) else src

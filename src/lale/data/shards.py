@@ -1,0 +1,181 @@
+"""A lale dataset as LitData shards: the layout, and reading samples back by index.
+
+``lale pack`` (:mod:`lale.data.pack`) writes ``SHARDS/lale-shards.json`` (the manifest), the
+dataset's ``schema.json`` and ``prepare.json``, and per split a LitData chunk folder
+``SHARDS/{split}/`` (``chunk-*.bin`` + ``index.json``, items ``{"image", "mask"}``: the encoded
+files' bytes as uint8 arrays, in the split's sorted name order) with
+``SHARDS/{split}/lale-index.json`` (file names and sizes).
+Images and masks stay the encoded files they were; :class:`ShardStore` fetches one item's bytes
+through ``litdata.StreamingDataset`` random access, and :mod:`lale.data.io` decodes them as it
+decodes files. Sample ``i`` of a split is the ``i``-th pair of the folder it was packed from, so
+the training order, crops and metrics are those of the folder (docs/design.md#shards).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lale.data.encoded import EncodedFile
+from lale.errors import DataError
+
+__all__ = [
+    "FORMAT",
+    "INDEX",
+    "MANIFEST",
+    "ShardIndex",
+    "ShardStore",
+    "is_shards",
+    "read_index",
+    "read_manifest",
+    "shard_pairs",
+    "split_order",
+]
+
+MANIFEST = "lale-shards.json"
+"""The file that marks a folder as a lale shard set."""
+INDEX = "lale-index.json"
+"""Per split: sample names, file names and sizes, in item order."""
+FORMAT = "litdata-1"
+
+
+def split_order(split: str) -> tuple[int, str]:
+    """Sort key: train, val, test, then other splits by name."""
+    return ({"train": 0, "val": 1, "test": 2}.get(split, 3), split)
+
+
+def is_shards(root: str | Path) -> bool:
+    """Whether ``root`` is a shard set written by ``lale pack``."""
+    return (Path(root) / MANIFEST).is_file()
+
+
+def _load(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(path, "missing; not a complete shard set (rerun lale pack)") from None
+    except (OSError, ValueError) as err:
+        raise DataError(path, f"unreadable ({err})") from None
+
+
+def read_manifest(root: str | Path) -> dict[str, Any]:
+    """The manifest of shard set ``root``.
+
+    Raises:
+        DataError: It is missing, unreadable or of another format.
+    """
+    path = Path(root) / MANIFEST
+    manifest = _load(path)
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise DataError(path, f"not a lale shard manifest of format {FORMAT!r}")
+    return manifest
+
+
+@dataclass(frozen=True)
+class ShardIndex:
+    """What ``lale-index.json`` says about a split's items, in item order.
+
+    Attributes:
+        names: Sample names (file stems).
+        images: Image file names.
+        masks: Mask file names.
+        sizes: ``(height, width)`` of each sample.
+    """
+
+    names: list[str]
+    images: list[str]
+    masks: list[str]
+    sizes: list[tuple[int, int]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "names": self.names,
+            "images": self.images,
+            "masks": self.masks,
+            "sizes": [list(s) for s in self.sizes],
+        }
+
+
+def read_index(split_dir: Path) -> ShardIndex:
+    """The ``lale-index.json`` of one split folder.
+
+    Raises:
+        DataError: It is missing, unreadable or inconsistent.
+    """
+    path = split_dir / INDEX
+    raw = _load(path)
+    try:
+        index = ShardIndex(
+            [str(n) for n in raw["names"]],
+            [str(n) for n in raw["images"]],
+            [str(n) for n in raw["masks"]],
+            [(int(h), int(w)) for h, w in raw["sizes"]],
+        )
+    except (KeyError, TypeError, ValueError) as err:
+        raise DataError(path, f"malformed shard index ({err!r})") from None
+    n = len(index.names)
+    if not n or not len(index.images) == len(index.masks) == len(index.sizes) == n:
+        raise DataError(path, "malformed shard index (empty, or lists of different lengths)")
+    return index
+
+
+class ShardStore:
+    """The encoded files of one split's LitData chunks, read by item index.
+
+    The ``litdata.StreamingDataset`` is opened on first use in each process (DataLoader workers
+    and DDP ranks open their own); the last item read is kept, since an image and its mask are
+    read one after the other. Items are decoded one at a time (``batch_decode=False``): lale's
+    order is random across chunks, so LitData's decoding of a window of neighbours is wasted.
+
+    Args:
+        split_dir: The split's chunk folder.
+    """
+
+    def __init__(self, split_dir: Path) -> None:
+        self.split_dir = split_dir
+        self._dataset: Any = None
+        self._last: tuple[int, dict[str, Any]] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"split_dir": self.split_dir, "_dataset": None, "_last": None}
+
+    def read(self, index: int, key: str) -> bytes:
+        if self._last is None or self._last[0] != index:
+            if self._dataset is None:
+                from litdata import StreamingDataset
+
+                self._dataset = StreamingDataset(str(self.split_dir), batch_decode=False)
+            self._last = (index, self._dataset[index])
+        value = self._last[1][key]
+        return value.tobytes() if hasattr(value, "tobytes") else bytes(value)
+
+
+def shard_pairs(root: str | Path, split: str) -> tuple[list[Any], list[tuple[int, int]]]:
+    """The image/mask pairs of ``split`` in shard set ``root``, and their sizes, in item order.
+
+    Raises:
+        DataError: The split is not in the shard set, or its index is bad.
+    """
+    from lale.data.dataset import Pair
+
+    root = Path(root)
+    manifest = read_manifest(root)
+    if split not in manifest.get("splits", {}):
+        have = ", ".join(sorted(manifest.get("splits", {}))) or "none"
+        raise DataError(root / split, f"no {split!r} split in the shard set (it has: {have})")
+    split_dir = root / split
+    index = read_index(split_dir)
+    store = ShardStore(split_dir)
+    pairs = [
+        Pair(
+            name,
+            EncodedFile(split_dir / "images" / image, store, i, "image"),
+            EncodedFile(split_dir / "masks" / mask, store, i, "mask"),
+        )
+        for i, (name, image, mask) in enumerate(
+            zip(index.names, index.images, index.masks, strict=True)
+        )
+    ]
+    return pairs, index.sizes
