@@ -39,3 +39,12 @@ def test_every_subpackage_and_top_module_is_in_the_layout() -> None:
     }
     absent = sorted(n for n in names if n not in block)
     assert not absent, f"README layout does not mention: {absent}"
+
+
+def test_no_merge_conflict_markers_in_the_documents() -> None:
+    documents = [ROOT / "README.md", *ROOT.glob("docs/*.md"), *ROOT.glob("benchmarks/*.md")]
+    markers = ("<<<<<<< ", "=======\n", ">>>>>>> ")
+    for path in documents:
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        bad = [i + 1 for i, line in enumerate(lines) if line.startswith(markers)]
+        assert not bad, f"{path.name}: merge conflict markers at lines {bad}"
