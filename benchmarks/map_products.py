@@ -29,7 +29,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -130,13 +129,12 @@ def run_child(*args: str) -> dict[str, Any]:
 
 
 def versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {"gdal": rasterio.__gdal_version__}
-    for dist in ("rasterio", "shapely", "pyogrio", "pyproj", "numpy", "rio-cogeo"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = None
-    return out
+    from lale.profiling.environment import distribution_versions
+
+    return {
+        "gdal": rasterio.__gdal_version__,
+        **distribution_versions("rasterio", "shapely", "pyogrio", "pyproj", "numpy", "rio-cogeo"),
+    }
 
 
 def markdown(result: dict[str, Any]) -> str:

@@ -160,15 +160,12 @@ def export_onnx(run: Path) -> str | None:
 
 def library_versions() -> dict[str, str | None]:
     """Versions of the raster and ONNX libraries the predictor used."""
-    from importlib import metadata
+    from lale.profiling.environment import distribution_versions
 
-    out: dict[str, str | None] = {"gdal": rasterio.__gdal_version__}
-    for dist in ("rasterio", "pyproj", "onnx", "onnxruntime"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = None
-    return out
+    return {
+        "gdal": rasterio.__gdal_version__,
+        **distribution_versions("rasterio", "pyproj", "onnx", "onnxruntime"),
+    }
 
 
 def markdown(result: dict[str, Any]) -> str:

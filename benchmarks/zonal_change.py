@@ -155,15 +155,14 @@ def run_command(args: list[str], cachemax: int | None = None) -> tuple[float, fl
 
 def library_versions() -> dict[str, str | None]:
     """Versions of the raster and vector libraries the commands used."""
-    from importlib import metadata
+    from lale.profiling.environment import distribution_versions
 
-    out: dict[str, str | None] = {"gdal": rasterio.__gdal_version__}
-    for dist in ("rasterio", "exactextract", "pyogrio", "shapely", "pyproj", "matplotlib"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = None
-    return out
+    return {
+        "gdal": rasterio.__gdal_version__,
+        **distribution_versions(
+            "rasterio", "exactextract", "pyogrio", "shapely", "pyproj", "matplotlib"
+        ),
+    }
 
 
 def markdown(result: dict[str, Any]) -> str:

@@ -26,7 +26,7 @@ from lale.cli.export import register
 from lale.data.aras import ARAS400K
 from lale.data.synthetic import write_dataset
 from lale.inference.onnx import export as export_module
-from lale.inference.onnx import quantize as quantize_module
+from lale.inference.onnx import io as onnx_io
 from lale.inference.onnx.backend import OnnxBackend
 from lale.inference.onnx.calibration import calibration_patches
 from lale.inference.onnx.deepness import DEEPNESS_KEYS
@@ -252,7 +252,7 @@ def test_crash_while_writing_leaves_no_file(
         path.write_bytes(proto.SerializeToString()[:1000])
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(quantize_module, "save_model", half_then_disk_full)
+    monkeypatch.setattr(onnx_io, "save_model", half_then_disk_full)  # under write_model
     target = tmp_path / "crash" / "model.int8.onnx"
     with pytest.raises(OSError, match="No space"):
         quantize_int8(exported.fp32, target)

@@ -90,14 +90,22 @@ def lale_version() -> str:
         return "unknown"
 
 
+def distribution_versions(*dists: str) -> dict[str, str | None]:
+    """The installed version of each distribution, by name (``None`` if not installed)."""
+    versions: dict[str, str | None] = {}
+    for dist in dists:
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    return versions
+
+
 def package_versions() -> dict[str, str | None]:
     """Versions of python and of the libraries that affect results (``None`` if not installed)."""
     versions: dict[str, str | None] = {"python": platform.python_version()}
-    for dist, key in _PACKAGES.items():
-        try:
-            versions[key] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[key] = None
+    installed = distribution_versions(*_PACKAGES)
+    versions |= {key: installed[dist] for dist, key in _PACKAGES.items()}
     versions["torch"] = torch.__version__  # the running one, e.g. "2.13.0+cpu"
     versions["cuda"] = torch.version.cuda
     versions["cudnn"] = (

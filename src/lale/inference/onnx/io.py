@@ -13,7 +13,9 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lale.atomic import staged_path
 from lale.errors import UnavailableError, WorkFailedError
+from lale.inference.onnx.deepness import DEEPNESS_KEYS
 
 if TYPE_CHECKING:
     import onnx
@@ -36,6 +38,7 @@ __all__ = [
     "read_metadata",
     "save_model",
     "set_metadata",
+    "write_model",
 ]
 
 FORMAT = "lale.onnx"
@@ -57,32 +60,28 @@ class DataUnavailableError(UnavailableError):
     """The dataset to score the ONNX models on is not recorded or not on this machine."""
 
 
-JSON_KEYS = frozenset(
-    {
-        "format_version",
-        "num_classes",
-        "in_channels",
-        "class_names",
-        "ignore_index",
-        "bands",
-        "band_names",
-        "band_count",
-        "scale",
-        "offset",
-        "mean",
-        "std",
-        "pad_multiple",
-        "input_size",
-        "class_schema",
-        "run_config",
-        "model_type",
-        "resolution",
-        "tiles_size",
-        "tile_size",
-        "tiles_overlap",
-        "standardization_mean",
-        "standardization_std",
-    }
+JSON_KEYS = (
+    frozenset(
+        {
+            "format_version",
+            "num_classes",
+            "in_channels",
+            "class_names",
+            "ignore_index",
+            "bands",
+            "band_names",
+            "band_count",
+            "scale",
+            "offset",
+            "mean",
+            "std",
+            "pad_multiple",
+            "input_size",
+            "class_schema",
+            "run_config",
+        }
+    )
+    | DEEPNESS_KEYS
 )
 """``metadata_props`` keys whose values are JSON; every other value is a plain string."""
 
@@ -211,6 +210,22 @@ def _weights_bytes(proto: onnx.ModelProto) -> int:
 
 def _data_name(path: Path) -> str:
     return f"{path.name}.data"
+
+
+def write_model(proto: onnx.ModelProto, target: Path) -> Path | None:
+    """Write ``proto`` to ``target`` atomically: staged beside it, then renamed into place.
+
+    Returns:
+        The external data file, if one was written (see :func:`save_model`).
+    """
+    staged = staged_path(target)
+    try:
+        data_file = save_model(proto, staged, target)
+        os.replace(staged, target)
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
+    return data_file
 
 
 def save_model(proto: onnx.ModelProto, path: Path, final: Path) -> Path | None:

@@ -9,7 +9,6 @@ the fp32 and int8 files on a split and :func:`write_int8_report` records both be
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lale.atomic import staged_path, write_json_atomic
+from lale.atomic import write_json_atomic
 from lale.errors import one_line
 from lale.inference.onnx.backend import OnnxBackend
 from lale.inference.onnx.io import (
@@ -26,8 +25,8 @@ from lale.inference.onnx.io import (
     DataUnavailableError,
     ExportError,
     keep_torchvision_importable,
-    save_model,
     set_metadata,
+    write_model,
 )
 
 __all__ = [
@@ -180,13 +179,7 @@ def quantize_int8(
             raise ExportError(f"int8 quantisation failed: {one_line(err)}") from err
         proto = onnx.load(str(quant))
         set_metadata(proto, props)
-        staged = staged_path(target)
-        try:
-            save_model(proto, staged, target)
-            os.replace(staged, target)
-        except BaseException:
-            staged.unlink(missing_ok=True)
-            raise
+        write_model(proto, target)
     channels = json.loads(props.get("in_channels", "3"))
     return Int8Result(
         path=target,

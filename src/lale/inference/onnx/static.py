@@ -12,7 +12,6 @@ loads the file. Design notes and measurements: docs/design.md#int8-quantisation.
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -20,9 +19,8 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import torch
 
-from lale.atomic import staged_path
 from lale.errors import UsageError, one_line
-from lale.inference.onnx.io import EXAMPLE_BATCH, ExportError, save_model, set_metadata
+from lale.inference.onnx.io import EXAMPLE_BATCH, ExportError, set_metadata, write_model
 from lale.inference.onnx.quantize import Int8Result, argmax_agreement, default_int8_path
 
 if TYPE_CHECKING:
@@ -206,13 +204,7 @@ def quantize_static_int8(
         props["quantization_calibration"] = calibration.describe()
         props["quantization_fp32_bytes"] = str(src.stat().st_size)
         set_metadata(proto, props)
-        staged = staged_path(target)
-        try:
-            save_model(proto, staged, target)
-            os.replace(staged, target)
-        except BaseException:
-            staged.unlink(missing_ok=True)
-            raise
+        write_model(proto, target)
     channels = json.loads(props.get("in_channels", "3"))
     crops = torch.from_numpy(calibration.patches[:EXAMPLE_BATCH])
     return Int8Result(
