@@ -12,7 +12,7 @@ from lale.cli._common import add_command, stdout
 from lale.errors import UnavailableError
 
 
-def _registry_names(family: Literal["lale", "baseline"] | None = None) -> list[str]:
+def _registry_names(family: Literal["lale", "baseline", "frontier"] | None = None) -> list[str]:
     from lale.models.registry import list_models
 
     try:
@@ -24,7 +24,7 @@ def _registry_names(family: Literal["lale", "baseline"] | None = None) -> list[s
 def models_command(
     size: Annotated[int, typer.Option(min=32, help="Input height = width for GMACs.")] = 256,
     family: Annotated[
-        Literal["lale", "baseline"] | None, typer.Option(help="Only this family.")
+        Literal["lale", "baseline", "frontier"] | None, typer.Option(help="Only this family.")
     ] = None,
 ) -> None:
     """List every registered model with its parameters and GMACs (one 1×3×size² input)."""

@@ -1,7 +1,7 @@
-"""Networks: the LALE family and the baselines, built by name through one registry."""
+"""Networks: the LALE family, baselines and frontier models, built by name through one registry."""
 
-# Importing the model modules registers their models (baselines first, then LALE).
-from lale.models import baselines, network  # noqa: F401
+# Importing the model modules registers their models (baselines, LALE, then the frontier).
+from lale.models import baselines, frontier, network  # noqa: F401
 from lale.models.registry import (
     UnknownModelError,
     create_model,

@@ -17,48 +17,23 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-import torch
-from torch import nn
-
-from lale.models.padding import InputPadding, crop_to, pad_bottom_right
+from lale.models.padding import AnySize
 from lale.models.registry import register_model
+
+__all__ = [
+    "ARCHITECTURES",
+    "BACKBONES",
+    "DECODERS",
+    "SUGGESTED_ENCODERS",
+    "AnySize",
+    "build_baseline",
+]
 
 # Encoders that build with every architecture in DECODERS; quoted in error messages (tested).
 SUGGESTED_ENCODERS = ("resnet18", "resnet34", "efficientnet-b0", "mobilenet_v2")
 # Architectures that need a dilated encoder (``output_stride`` < 32).
 _DILATED = frozenset({"pan", "deeplabv3", "deeplabv3plus"})
 _BUILD_ERRORS = (ValueError, KeyError, TypeError, RuntimeError, AssertionError)
-
-
-class AnySize(nn.Module):
-    """Run a segmentation network on inputs of any height and width.
-
-    Pads ``B x C x H x W`` at the bottom/right (see :mod:`lale.models.padding`) to the smallest
-    size that is at least ``min_size`` and a multiple of ``multiple``, runs ``model`` and crops
-    its logits back to ``H x W``.
-
-    Args:
-        model: The wrapped network (kept as ``.model``).
-        multiple: H and W are padded to a multiple of this.
-        min_size: Smallest H and W the network accepts (e.g. PAN's pyramid pooling).
-        max_size: Largest H and W the network accepts (fixed-size networks); ``None``: any.
-
-    Attributes:
-        input_padding: The three numbers above, as :class:`~lale.models.padding.InputPadding`.
-    """
-
-    def __init__(
-        self, model: nn.Module, multiple: int = 32, min_size: int = 0, max_size: int | None = None
-    ) -> None:
-        super().__init__()
-        self.model = model
-        self.input_padding = InputPadding(multiple, min_size, max_size)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        size = self.input_padding.padded_size
-        x = pad_bottom_right(x, size(h) - h, size(w) - w)
-        return crop_to(self.model(x), h, w)
 
 
 def _import_smp() -> Any:

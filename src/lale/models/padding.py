@@ -11,10 +11,12 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from lale.inference.pad import PadMode, pad_mode
 
 __all__ = [
+    "AnySize",
     "InputPadding",
     "PadMode",
     "crop_to",
@@ -78,3 +80,34 @@ class InputPadding:
                 "use tiled inference or rebuild it with a larger img_size"
             )
         return padded
+
+
+class AnySize(nn.Module):
+    """Run a segmentation network on inputs of any height and width.
+
+    Pads ``B x C x H x W`` at the bottom/right (see :mod:`lale.models.padding`) to the smallest
+    size that is at least ``min_size`` and a multiple of ``multiple``, runs ``model`` and crops
+    its logits back to ``H x W``.
+
+    Args:
+        model: The wrapped network (kept as ``.model``).
+        multiple: H and W are padded to a multiple of this.
+        min_size: Smallest H and W the network accepts (e.g. PAN's pyramid pooling).
+        max_size: Largest H and W the network accepts (fixed-size networks); ``None``: any.
+
+    Attributes:
+        input_padding: The three numbers above, as :class:`~lale.models.padding.InputPadding`.
+    """
+
+    def __init__(
+        self, model: nn.Module, multiple: int = 32, min_size: int = 0, max_size: int | None = None
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.input_padding = InputPadding(multiple, min_size, max_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        size = self.input_padding.padded_size
+        x = pad_bottom_right(x, size(h) - h, size(w) - w)
+        return crop_to(self.model(x), h, w)

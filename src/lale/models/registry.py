@@ -18,7 +18,7 @@ from torch import nn
 
 from lale.errors import UsageError
 
-Family = Literal["lale", "baseline"]
+Family = Literal["lale", "baseline", "frontier"]
 Builder = Callable[..., nn.Module]
 
 
@@ -33,7 +33,9 @@ class ModelEntry:
     Attributes:
         name: Registry name, e.g. ``"lale_t"`` or ``"upernet"``.
         builder: Callable ``builder(num_classes=..., in_channels=..., **kwargs) -> nn.Module``.
-        family: ``"lale"`` for LALE variants, ``"baseline"`` for comparison models.
+        family: ``"lale"`` for LALE variants, ``"baseline"`` for the paper's comparison models
+            (SMP/timm), ``"frontier"`` for the light segmentation networks written here
+            (TopFormer, SeaFormer, EfficientViT-Seg, UNetFormer).
         description: One line for tables and ``--help``.
         defaults: Keyword arguments that define the variant; overrides are merged on top.
         requires: Optional extra needed to build it (e.g. ``"baselines"``), for error messages.
@@ -119,6 +121,12 @@ def check_pretrained(name: str) -> None:
         UsageError: ``name`` is not a baseline (one line, pointing to ``--init``).
     """
     entry = get_entry(name)
+    if entry.family == "frontier":
+        raise UsageError(
+            f"{entry.name}: lale builds the frontier models from their papers and loads none of "
+            "their authors' weights, so --pretrained applies to baselines only; start from a "
+            "trained run or weights file with --init RUN_DIR|FILE.safetensors"
+        )
     if entry.family != "baseline":
         raise UsageError(
             f"{entry.name}: LALE has no published ImageNet weights, so --pretrained applies to "
