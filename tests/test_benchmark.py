@@ -28,9 +28,9 @@ from torch import nn
 from typer.testing import CliRunner
 
 from lale import cli
-from lale.benchmark import ABLATIONS, WELCH, ablation_entries, mean_std, welch_gap
+from lale.benchmark import ABLATIONS, PAIRED, WELCH, ablation_entries, mean_std, welch_gap
+from lale.benchmark.claims import ablation_verdicts
 from lale.benchmark.figures import pareto_front
-from lale.benchmark.results import ablation_verdicts
 from lale.benchmark.runner import _Progress
 from lale.data.synthetic import write_dataset
 from lale.models import create_model, registry
@@ -112,11 +112,12 @@ def test_results_json_contract(bench: Path) -> None:
     assert rows["bench_lale"]["params"] == sum(
         p.numel() for p in create_model("bench_lale").parameters()
     )
-    (claim,) = results["claims"]  # one baseline: it is the best-F1 one; no upernet here
+    (claim,) = results["claims"]  # one rival
     assert claim["model"] == "bench_lale" and claim["reference"] == "bench_ref"
     gap = claim["f1_gap"]
-    assert gap["test"] == WELCH and gap["low"] <= gap["value"] <= gap["high"]
+    assert gap["test"] == PAIRED and gap["low"] <= gap["value"] <= gap["high"]
     assert 0.0 <= gap["p_value"] <= 1.0
+    assert claim["welch"]["test"] == WELCH
     ref, own = rows["bench_ref"], rows["bench_lale"]
     assert claim["params_div"]["measured"] == pytest.approx(ref["params"] / own["params"])
     assert claim["throughput_x"]["measured"] == pytest.approx(own["throughput"] / ref["throughput"])
@@ -131,14 +132,14 @@ def test_results_json_contract(bench: Path) -> None:
 def test_adding_a_seed_trains_only_that_seed(bench: Path, data: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     shutil.copytree(bench, out)
-    kept = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/seed_*/test_metrics.json")}
+    kept = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*/seed_*/test_metrics.json")}
     assert len(kept) == 4
     result = _bench(data, out, "--models=bench_lale,bench_ref", "--seeds=3")
     assert result.exit_code == 0, result.output
     assert "4 of 6 runs already finished" in result.stdout
     assert {p: p.stat().st_mtime_ns for p in kept} == kept
     results = json.loads((out / "results.json").read_text())
-    assert results["runs"] == {"skipped": 4, "trained": 2}
+    assert results["runs"] == {"skipped": 4, "trained": 2, "runs": 6}
     assert all(len(r["macro_f1"]["values"]) == 3 for r in results["models"])
 
 
@@ -161,8 +162,8 @@ def test_resume_after_kill_9_skips_finished_runs(data: Path, tmp_path: Path) -> 
     out = tmp_path / "out"
     args = ["benchmark", f"--data={data}", f"--out={out}", "--steps=30", *FAST]
     args += ["--models=lale_t", "--ablation=kernel", "--seeds=1", *TINY_ARGS]
-    first = out / "runs" / "lale_t-K7" / "seed_0"
-    second = out / "runs" / "lale_t-K3" / "seed_0"
+    first = out / "runs" / "lale_t-K7" / "lr0.001" / "seed_0"
+    second = out / "runs" / "lale_t-K3" / "lr0.001" / "seed_0"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     log_path = tmp_path / "bench.log"
     with open(log_path, "wb") as log:
@@ -320,7 +321,7 @@ def test_train_takes_samples_per_epoch(data: Path, tmp_path: Path) -> None:
 
 
 def test_claims_carry_the_papers_figures() -> None:
-    from lale.benchmark.results import claims
+    from lale.benchmark.claims import claims
 
     def row(name: str, family: str, f1: list[float], params: int, gmacs: float) -> dict[str, Any]:
         return {
@@ -339,9 +340,12 @@ def test_claims_carry_the_papers_figures() -> None:
         row("unet", "baseline", [0.74, 0.75], 6_300_000, 3.0),
         row("upernet", "baseline", [0.73, 0.74], 11_600_000, 13.6),
     ]
-    best, upernet = claims(rows, None)
-    assert (best["reference"], best["why"]) == ("unet", "best-F1 baseline")
-    assert upernet["reference"] == "upernet"
+    from lale.benchmark.results import published_points
+
+    unet, upernet = claims(
+        rows, None, majority=0.1, protocol="p", published=published_points()
+    )  # every rival, in order
+    assert (unet["reference"], upernet["reference"]) == ("unet", "upernet")
     assert upernet["params_div"]["published"] == pytest.approx(11.6 / 1.6)
     assert upernet["gmacs_div"]["published"] == pytest.approx(13.62 / 0.59)
     assert upernet["f1_gap"]["published"] == pytest.approx(0.7469 - 0.7731)

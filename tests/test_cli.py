@@ -130,20 +130,23 @@ def test_demo_runs_the_whole_job(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     assert "lale_t test macro-F1:" in result.stdout and "(n=2)" in result.stdout
     assert "cli_ref test macro-F1:" in result.stdout
     # One line per claim, last: lale against the baseline, trained on the same budget.
-    assert result.stdout.splitlines()[-2].startswith("lale_t vs cli_ref (best-F1 baseline): F1 ")
-    for name in ("results.json", "results.csv", "report.md", "frontier.png", "per_class_f1.png"):
+    claim = "lale_t vs cli_ref [one recipe lr, BN recomputed]: "
+    assert result.stdout.splitlines()[-2].startswith(claim)
+    outputs = ("results.json", "results.csv", "report.md", "frontier.png", "per_class_f1.png")
+    for name in (*outputs, "curves.png"):
         assert (out / name).is_file(), name
     for model in ("lale_t", "cli_ref"):
         for seed in (0, 1):
-            run = out / "runs" / model / f"seed_{seed}"
+            (run,) = (out / "runs" / model).glob(f"*/seed_{seed}")
             assert (run / "test_metrics.json").is_file() and (run / "samples.png").is_file()
+            assert (run / "curve.json").is_file()
     results = json.loads((out / "results.json").read_text())
     assert [r["train"]["steps"] for r in results["models"]] == [[2, 2], [2, 2]]
     # Idempotent: a second demo reuses the dataset and replaces the runs.
     again = runner.invoke(cli.app, ["demo", "--out", str(out), "--no-progress"])
     assert again.exit_code == 0, again.output
     assert "reusing the synthetic dataset" in again.stdout
-    assert not (out / "runs" / "lale_t" / "seed_1").exists()
+    assert not list((out / "runs" / "lale_t").glob("*/seed_1"))
 
 
 def test_synth_writes_the_layout_and_a_mosaic(tmp_path: Path) -> None:

@@ -13,10 +13,15 @@ from typing import Any, Literal
 
 from lale.data.augment import AugmentConfig
 
-__all__ = ["LOSS_NAMES", "LossName", "Recipe", "RunRecipe"]
+__all__ = ["BN_STATS", "LOSS_NAMES", "BnStats", "LossName", "Recipe", "RunRecipe"]
 
 LossName = Literal["dice", "ce", "dice+ce"]
 LOSS_NAMES: tuple[LossName, ...] = ("dice", "ce", "dice+ce")
+BnStats = Literal["running", "recompute"]
+"""How eval-mode BatchNorm statistics are obtained: ``"running"``, the layers' running
+averages (PyTorch's default), or ``"recompute"``, re-estimated on fixed training crops before
+every validation and test (:mod:`lale.training.bn_stats`)."""
+BN_STATS: tuple[BnStats, ...] = ("running", "recompute")
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,9 @@ class Recipe:
         crop_size: Side of the random training crops.
         augment: Augmentation probabilities and strengths.
         samples_per_epoch: Training crops per epoch; ``None``: one per training image.
+        bn_stats: Eval-mode BatchNorm statistics, see :data:`BnStats` (no effect on models
+            without BatchNorm, such as LALE).
+        bn_crops: Training crops the ``"recompute"`` statistics are estimated on.
     """
 
     lr: float = 1e-3
@@ -52,6 +60,14 @@ class Recipe:
     crop_size: int = 256
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     samples_per_epoch: int | None = None
+    bn_stats: BnStats = "running"
+    bn_crops: int = 128
+
+    def __post_init__(self) -> None:
+        if self.bn_stats not in BN_STATS:
+            raise ValueError(f"bn_stats must be one of {BN_STATS}, got {self.bn_stats!r}")
+        if self.bn_crops < 2:  # a batch of one cannot give BatchNorm statistics
+            raise ValueError(f"bn_crops must be at least 2, got {self.bn_crops}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -91,6 +107,8 @@ class RunRecipe(Recipe):
             rebuilt from its own ``model.safetensors``, never from the hub).
         checkpoint_every: Steps between saves of the resumable state.
         strict: Mask colours outside the schema were errors instead of ignored pixels.
+        skip_bad_pairs: Pairs whose files failed their checks were left out (listed in the
+            run's ``skipped_pairs.json``) instead of stopping the run.
     """
 
     data: str | None = None
@@ -98,6 +116,7 @@ class RunRecipe(Recipe):
     pretrained: bool = False
     checkpoint_every: int = 50
     strict: bool = False
+    skip_bad_pairs: bool = False
 
     @classmethod
     def of(cls, recipe: Recipe, **run: Any) -> RunRecipe:

@@ -17,7 +17,9 @@ __all__ = [
     "LOCK",
     "METRICS_CSV",
     "ONNX",
+    "SKIPPED_PAIRS",
     "TEST_METRICS",
+    "TEST_PER_IMAGE",
     "UNKNOWN_COLOURS",
     "WEIGHTS",
     "run_files",
@@ -35,6 +37,10 @@ METRICS_CSV = "metrics.csv"
 """One row per epoch."""
 TEST_METRICS = "test_metrics.json"
 """Scores on the test split."""
+SKIPPED_PAIRS = "skipped_pairs.json"
+"""The image/mask pairs ``--skip-bad-pairs`` left out, per split, with the reason."""
+TEST_PER_IMAGE = "test_per_image.npz"
+"""The confusion matrix of every test image (for bootstrap intervals over test images)."""
 UNKNOWN_COLOURS = "unknown_colours.json"
 """Mask pixels of colours or values not in the schema, per split and file (only if any)."""
 FIGURES = {

@@ -14,10 +14,13 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import ScalarFormatter
 
 from lale.atomic import atomic_path
 
-__all__ = ["pareto_front", "plot_frontier", "plot_per_class_f1"]
+__all__ = ["FAMILY_COLOURS", "pareto_front", "plot_curves", "plot_frontier", "plot_per_class_f1"]
+
+FAMILY_COLOURS = {"lale": "tab:red", "baseline": "tab:blue", "frontier": "tab:green"}
 
 Row = Mapping[str, Any]
 
@@ -61,7 +64,7 @@ def plot_frontier(
         pts = [(float(r[key]), float(r["macro_f1"]["mean"]) * 100) for r in rows]
         for r, (x, y), s in zip(rows, pts, sizes, strict=True):
             std = r["macro_f1"]["std"]
-            colour = "tab:red" if r["family"] == "lale" else "tab:blue"
+            colour = FAMILY_COLOURS.get(r["family"], "tab:grey")
             ax.errorbar(x, y, yerr=None if std is None else std * 100, fmt="none", c="grey")
             ax.scatter([x], [y], s=s, c=colour, alpha=0.7, edgecolors="k", zorder=3)
             ax.annotate(r["model"], (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8)
@@ -83,7 +86,11 @@ def plot_frontier(
         ax.set_ylabel("test macro-F1 (%)  mean ± std over seeds")
         ax.grid(alpha=0.3)
         ax.legend(loc="lower right", fontsize=8)
-    fig.suptitle("Efficiency frontier (marker area ∝ parameters; × = the paper's figure)")
+    fig.suptitle(
+        "Efficiency frontier (red LALE, blue baselines, green frontier models; marker area ∝ "
+        "parameters; × = the paper's figure)",
+        fontsize=10,
+    )
     return _save(fig, path)
 
 
@@ -101,4 +108,42 @@ def plot_per_class_f1(rows: Sequence[Row], path: Path) -> Path:
     ax.set_ylabel("test F1 (%)  mean over seeds")
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_curves(rows: Sequence[Row], path: Path, protocol: str = "") -> Path:
+    """Test macro-F1 (mean ± std over seeds) against steps, training GMACs and seconds.
+
+    Training GMACs are the images seen × the row's ``train_gmacs_per_image``; rows without a
+    budget curve are left out (the figure says so when none has one).
+    """
+    fig = Figure(figsize=(14, 4.2), dpi=110, layout="tight")
+    axes = fig.subplots(1, 3)
+    drawn = [r for r in rows if r.get("curve")]
+    for i, r in enumerate(drawn):
+        points = r["curve"]["points"]
+        mean = np.array([p["test_f1"]["mean"] for p in points]) * 100
+        std = np.array([p["test_f1"]["std"] or 0.0 for p in points]) * 100
+        xs = (
+            [p["step"] for p in points],
+            [p["images"] * float(r.get("train_gmacs_per_image") or 0.0) for p in points],
+            [p["train_seconds"] for p in points],
+        )
+        style = "-" if r["family"] == "lale" else "--" if r["family"] == "baseline" else ":"
+        for ax, x in zip(axes, xs, strict=True):
+            line = ax.plot(x, mean, style, marker="o", ms=3, label=r["model"], color=f"C{i % 10}")
+            ax.fill_between(x, mean - std, mean + std, alpha=0.15, color=line[0].get_color())
+    labels = ("optimizer steps", "training GMACs (images seen × 3 forward passes)", "seconds")
+    for ax, label in zip(axes, labels, strict=True):
+        ax.set_xscale("log", base=2 if ax is axes[0] else 10)
+        if ax is axes[0]:
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.set_xlabel(label if ax is not axes[2] else "training seconds (scoring excluded)")
+        ax.set_ylabel("test macro-F1 (%)")
+        ax.grid(alpha=0.3, which="both")
+    if drawn:
+        axes[0].legend(fontsize=7)
+    else:
+        axes[0].text(0.5, 0.5, "no budget curves", ha="center", transform=axes[0].transAxes)
+    fig.suptitle(f"Accuracy against budget (mean ± std over seeds; {protocol})", fontsize=10)
     return _save(fig, path)

@@ -12,11 +12,44 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
-from lale.benchmark.plan import Budget
-from lale.recipe import Recipe
+from lale.benchmark.plan import DEFAULT_BN_STATS, Budget
+from lale.recipe import BnStats, Recipe
 
-__all__ = ["PRESETS", "Preset", "SyntheticData", "ensure_synthetic"]
+__all__ = [
+    "BN_CHOICES",
+    "PRESETS",
+    "BnChoice",
+    "Preset",
+    "ProtocolOptions",
+    "SyntheticData",
+    "ensure_synthetic",
+]
+
+BnChoice = Literal["running", "recompute", "both"]
+BN_CHOICES: dict[str, tuple[BnStats, ...]] = {
+    "running": ("running",),
+    "recompute": ("recompute",),
+    "both": ("running", "recompute"),
+}
+
+
+@dataclass(frozen=True)
+class ProtocolOptions:
+    """How a preset's runs are trained and compared, besides recipe and budget.
+
+    Attributes:
+        curve: Budget-curve points per run.
+        bn_stats: Eval-mode BatchNorm statistics (``"both"``: a set of runs each).
+        tune: Tune each model's learning rate (the tuned runs are the headline).
+        tune_fraction: Share of the budget each tuning run trains.
+    """
+
+    curve: int = 4
+    bn_stats: BnChoice = DEFAULT_BN_STATS
+    tune: bool = False
+    tune_fraction: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -41,6 +74,7 @@ class Preset:
         recipe: The recipe every run shares.
         synthetic: Data to generate when ``--data`` is not given (``None``: ``--data`` needed).
         expected: Expected run time, as documented.
+        protocol: Protocol options (command-line options override them).
     """
 
     models: tuple[str, ...]
@@ -49,6 +83,7 @@ class Preset:
     recipe: Recipe = field(default_factory=Recipe)
     synthetic: SyntheticData | None = None
     expected: str = ""
+    protocol: ProtocolOptions = field(default_factory=ProtocolOptions)
 
 
 PRESETS: dict[str, Preset] = {

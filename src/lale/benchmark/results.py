@@ -1,10 +1,10 @@
-"""Gather a benchmark's results: test scores over seeds, profiles, claims and ablation verdicts.
+"""Gather a benchmark's results: test scores over seeds, budget curves, profiles, per protocol.
 
-One row per model: ``model``, ``params``, ``storage_bytes``, ``gmacs``, ``throughput`` (CPU
-images/s), ``macro_f1`` and ``miou`` as ``{"mean", "std", "values"}`` over seeds, per-class F1
-means. The ``claims`` compare the chosen LALE model with the best-F1 baseline and with
-``upernet``: the F1 gap (:func:`~lale.benchmark.statistics.welch_gap`) and the efficiency
-ratios, each beside the paper's published figure where one is known.
+One row per model and protocol: ``model``, ``params``, ``storage_bytes``, ``gmacs``,
+``throughput`` (CPU images/s), ``macro_f1`` and ``miou`` as ``{"mean", "std", "values"}`` over
+seeds, per-class F1 means, the learning rate and BatchNorm statistics of its runs, and its
+``curve``: val and test macro-F1 over seeds at every point of the budget. The comparisons
+(claims, verdicts, the Pareto front) are :mod:`lale.benchmark.claims`.
 """
 
 from __future__ import annotations
@@ -12,20 +12,24 @@ from __future__ import annotations
 import json
 import statistics
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
-from lale.benchmark.plan import BenchmarkPlan
+import numpy as np
+from numpy.typing import NDArray
+
+from lale.benchmark.plan import TUNE, BenchmarkPlan, Protocol, RunSpec
 from lale.benchmark.runner import RUN_RECORD, BenchmarkError
-from lale.benchmark.statistics import Gap, mean_std, welch_gap
-from lale.run_layout import TEST_METRICS
+from lale.benchmark.statistics import mean_std
+from lale.run_layout import TEST_METRICS, TEST_PER_IMAGE
+from lale.training.curve import CURVE
 
 __all__ = [
-    "ablation_verdicts",
-    "claim_line",
-    "claims",
     "collect_rows",
+    "load_per_image",
     "profile_entries",
     "published_points",
+    "run_costs",
 ]
 
 
@@ -60,20 +64,63 @@ def _family(model: str) -> str:
     return get_entry(model).family
 
 
-def collect_rows(plan: BenchmarkPlan) -> list[dict[str, Any]]:
-    """One row per model with its test scores over the plan's seeds (profiles not yet in)."""
+def _read(path: Path) -> Any:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _curve(specs: list[RunSpec]) -> dict[str, Any] | None:
+    """Val and test macro-F1 over seeds at each point of the budget (``None``: no curve)."""
+    per_seed = [(_read(s.run_dir / CURVE) or {}).get("points", []) for s in specs]
+    if not per_seed or not all(per_seed):
+        return None
+    length = min(len(p) for p in per_seed)
+    points = []
+    for i in range(length):
+        at = [p[i] for p in per_seed]
+        point: dict[str, Any] = {
+            "fraction": statistics.fmean(a["fraction"] for a in at),
+            "step": statistics.fmean(a["step"] for a in at),
+            "images": statistics.fmean(a["images"] for a in at),
+            "train_seconds": statistics.fmean(a["train_seconds"] for a in at),
+            "val_f1": mean_std([a["val_f1"] for a in at]),
+            "test_f1": mean_std([a["test_f1"] for a in at]),
+        }
+        if all("bn" in a for a in at):
+            point["bn"] = {
+                kind: mean_std([a["bn"][kind]["test_f1"] for a in at])
+                for kind in ("running", "recompute")
+            }
+            point["bn_gain"] = mean_std(
+                [a["bn"]["recompute"]["test_f1"] - a["bn"]["running"]["test_f1"] for a in at]
+            )
+        points.append(point)
+    seconds = [sum(x["score_seconds"] for x in p) for p in per_seed]
+    return {"points": points, "score_seconds": seconds}
+
+
+def collect_rows(
+    plan: BenchmarkPlan, protocol: Protocol, lrs: dict[str, float] | None = None
+) -> list[dict[str, Any]]:
+    """One row per model with its test scores over the plan's seeds under ``protocol``.
+
+    Profiles (params, GMACs, throughput) are added by :func:`profile_entries`.
+
+    Raises:
+        BenchmarkError: A run of the protocol did not finish.
+    """
+    runs = plan.runs(protocol, lrs)
     rows = []
     for entry in plan.entries:
+        specs = [r for r in runs if r.entry == entry]
         scores, records = [], []
-        for spec in (r for r in plan.runs() if r.entry == entry):
+        for spec in specs:
             path = spec.run_dir / TEST_METRICS
             if not path.is_file():
                 raise BenchmarkError(
                     f"{spec.run_dir} has no {TEST_METRICS}: the run did not finish"
                 )
             scores.append(json.loads(path.read_text()))
-            record = spec.run_dir / RUN_RECORD
-            records.append(json.loads(record.read_text()) if record.is_file() else {})
+            records.append(_read(spec.run_dir / RUN_RECORD) or {})
         names = list(scores[0]["per_class"])
         rows.append(
             {
@@ -82,6 +129,9 @@ def collect_rows(plan: BenchmarkPlan) -> list[dict[str, Any]]:
                 "options": entry.kwargs,
                 "family": _family(entry.model),
                 "seeds": list(plan.seeds),
+                "lr": specs[0].lr,
+                "bn_stats": specs[0].bn_stats,
+                "run_dirs": [str(s.run_dir) for s in specs],
                 "macro_f1": mean_std([s["macro"]["f1"] for s in scores]),
                 "miou": mean_std([s["macro"]["iou"] for s in scores]),
                 "per_class_f1": {
@@ -89,11 +139,43 @@ def collect_rows(plan: BenchmarkPlan) -> list[dict[str, Any]]:
                 },
                 "train": {
                     k: [r.get(k) for r in records]
-                    for k in ("steps", "epochs", "pixels_seen", "train_images_per_s")
+                    for k in (
+                        "steps",
+                        "epochs",
+                        "pixels_seen",
+                        "train_images_per_s",
+                        "train_seconds",
+                        "bn_recompute_seconds",
+                    )
                 },
+                "curve": _curve(specs),
+                "support": [c["support"] for c in scores[0]["per_class"].values()],
             }
         )
     return rows
+
+
+def load_per_image(row: dict[str, Any]) -> tuple[list[str], list[NDArray[Any]]] | None:
+    """The per-image test confusion matrices of every seed of ``row`` (``None``: missing).
+
+    Read with ``allow_pickle=False``: nothing in a run directory is ever unpickled.
+
+    Raises:
+        BenchmarkError: The seeds' files name different test images.
+    """
+    names: list[str] | None = None
+    mats = []
+    for run_dir in row["run_dirs"]:
+        path = Path(run_dir) / TEST_PER_IMAGE
+        if not path.is_file():
+            return None
+        with np.load(path, allow_pickle=False) as data:
+            seed_names = [str(n) for n in data["names"]]
+            mats.append(np.asarray(data["confusion"]))
+        if names is not None and seed_names != names:
+            raise BenchmarkError(f"{path}: other test images than the model's other seeds")
+        names = seed_names
+    return (names or []), mats
 
 
 def profile_entries(plan: BenchmarkPlan, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -110,13 +192,15 @@ def profile_entries(plan: BenchmarkPlan, rows: list[dict[str, Any]]) -> dict[str
     from lale.runs import load_run
 
     built = {}
-    for entry, row in zip(plan.entries, rows, strict=True):
-        spec = next(r for r in plan.runs() if r.entry == entry)
-        model, config = load_run(spec.run_dir)
+    for row in rows:
+        model, config = load_run(row["run_dirs"][0])
         row["params"] = count_parameters(model)
         row["storage_bytes"] = storage_bytes(model)
         row["gmacs"] = count_macs(model, plan.profile_size, config.in_channels) / 1e9
-        built[entry.label] = (model, config.in_channels)
+        row["train_gmacs_per_image"] = (
+            3 * count_macs(model, plan.recipe.crop_size, config.in_channels) / 1e9
+        )
+        built[row["model"]] = (model, config.in_channels)
     bands = {c for _, c in built.values()}
     cpu = TimingConfig(
         size=plan.profile_size,
@@ -146,104 +230,38 @@ def profile_entries(plan: BenchmarkPlan, rows: list[dict[str, Any]]) -> dict[str
         gpu_result = gpu_timings.get(row["model"])
         row["throughput_gpu_bf16"] = None if gpu_result is None else gpu_result.throughput
     settings["environment"] = asdict(collect_environment(resolve_device("cpu")))
+    settings["train_gmacs"] = (
+        "training GMACs per image = 3 × the forward pass at the training crop size "
+        "(forward + backward ≈ 3 forwards)"
+    )
     return settings
 
 
-def _ratio(num: float | None, den: float | None) -> float | None:
-    return None if num is None or den is None or den == 0 else num / den
+def run_costs(
+    plan: BenchmarkPlan, rows: list[dict[str, Any]], tuning: dict[str, Any] | None
+) -> dict[str, Any]:
+    """What each protocol option cost, in seconds: per model, mean over its runs."""
 
+    def mean(values: list[Any]) -> float | None:
+        vals = [float(v) for v in values if v is not None]
+        return statistics.fmean(vals) if vals else None
 
-def _compare(own: dict[str, Any], ref: dict[str, Any], why: str) -> dict[str, Any]:
-    paper = published_points()
-    mine, theirs = paper.get(own["arch"], {}), paper.get(ref["arch"], {})
-    gap = welch_gap(own["macro_f1"]["values"], ref["macro_f1"]["values"])
-    published_gap = None
-    if mine.get("macro_f1") is not None and theirs.get("macro_f1") is not None:
-        published_gap = mine["macro_f1"] - theirs["macro_f1"]
-
-    def both(key: str, smaller_is_better: bool = True, paper_key: str | None = None) -> Any:
-        a, b = (ref, own) if smaller_is_better else (own, ref)
-        pa, pb = (theirs, mine) if smaller_is_better else (mine, theirs)
-        pk = paper_key or key
-        return {
-            "measured": _ratio(a.get(key), b.get(key)),
-            "published": _ratio(pa.get(pk), pb.get(pk)),
+    models = {}
+    for row in rows:
+        curve = row.get("curve") or {}
+        models[row["model"]] = {
+            "run_seconds": mean(row["train"]["train_seconds"]),
+            "curve_scoring_seconds": mean(curve.get("score_seconds", [])),
+            "bn_recompute_seconds": mean(row["train"]["bn_recompute_seconds"]),
         }
-
-    return {
-        "model": own["model"],
-        "reference": ref["model"],
-        "why": why,
-        "f1_gap": {**gap.to_dict(), "published": published_gap},
-        "params_div": both("params"),
-        "storage_div": both("storage_bytes", paper_key="storage_bytes"),
-        "gmacs_div": both("gmacs"),
-        "throughput_x": both("throughput", smaller_is_better=False),
-    }
-
-
-def claims(rows: list[dict[str, Any]], lale: str | None) -> list[dict[str, Any]]:
-    """The chosen LALE model against the best-F1 baseline and against ``upernet``."""
-    by_name = {r["model"]: r for r in rows}
-    own_name = lale or next((r["model"] for r in rows if r["family"] == "lale"), None)
-    if own_name is None:
-        return []
-    own = by_name[own_name]
-    baselines = [r for r in rows if r["family"] != "lale"]
-    out = []
-    if baselines:
-        best = max(baselines, key=lambda r: r["macro_f1"]["mean"])
-        out.append(_compare(own, best, "best-F1 baseline"))
-    upernet = by_name.get("upernet")
-    if upernet is not None and (not baselines or upernet is not best):
-        out.append(_compare(own, upernet, "upernet"))
-    return out
-
-
-def claim_line(claim: dict[str, Any]) -> str:
-    """One line per claim, e.g. ``lale_t vs unet (best-F1 baseline): F1 -1.2 pts [...] ...``."""
-    g = claim["f1_gap"]
-    gap = Gap(g["value"], g["low"], g["high"], g["p_value"], g["test"], g["df"])
-    parts = [f"F1 {gap.describe()}"]
-    for key, word in (
-        ("params_div", "params ÷"),
-        ("storage_div", "storage ÷"),
-        ("gmacs_div", "GMACs ÷"),
-    ):
-        parts.append(f"{word} {_fmt(claim[key])}")
-    parts.append(f"throughput × {_fmt(claim['throughput_x'])}")
-    return f"{claim['model']} vs {claim['reference']} ({claim['why']}): " + ", ".join(parts)
-
-
-def _fmt(pair: dict[str, Any]) -> str:
-    measured = "n/a" if pair["measured"] is None else f"{pair['measured']:.2f}"
-    if pair.get("published") is not None:
-        measured += f" (paper {pair['published']:.2f})"
-    return measured
-
-
-def ablation_verdicts(rows: list[dict[str, Any]]) -> list[str]:
-    """One verdict line per variant against the first (the paper's) variant."""
-    ref = rows[0]
-    lines = []
-    for row in rows[1:]:
-        gap = welch_gap(row["macro_f1"]["values"], ref["macro_f1"]["values"])
-        dmacs = _ratio(row["gmacs"] - ref["gmacs"], ref["gmacs"])
-        dthr = _ratio(row["throughput"] - ref["throughput"], ref["throughput"])
-        if gap.low is None or gap.high is None:
-            verdict = "no verdict (one seed)"
-        elif gap.low > 0:
-            verdict = "F1 higher (95 % interval above 0)"
-        elif gap.high < 0:
-            verdict = "F1 lower (95 % interval below 0)"
-        else:
-            verdict = "no F1 difference shown at this budget"
-        lines.append(
-            f"{row['model']} vs {ref['model']}: ΔF1 {gap.describe()}, "
-            f"ΔGMACs {_pct(dmacs)}, Δthroughput {_pct(dthr)} → {verdict}"
-        )
-    return lines
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:+.0%}"
+    tuning_seconds = None
+    if tuning is not None:
+        tuning_seconds = {}
+        for label, record in tuning["models"].items():
+            own = [
+                _read(Path(d) / RUN_RECORD) or {}
+                for d in record["runs"].values()
+                if Path(d).is_relative_to(plan.out / TUNE)  # not the reused one-recipe run
+            ]
+            tuning_seconds[label] = sum(float(r.get("train_seconds") or 0) for r in own)
+    return {"models": models, "tuning_seconds": tuning_seconds}

@@ -13,6 +13,7 @@ import math
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +22,17 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 from lale.atomic import write_json_atomic
-from lale.benchmark.plan import BenchmarkPlan, RunSpec
+from lale.benchmark.plan import BenchmarkPlan, Budget, RunSpec
 from lale.data.dataset import scan_split
 from lale.errors import WorkFailedError
 from lale.run_layout import CHECKPOINT, CONFIG, TEST_METRICS
+from lale.training.curve import CurveSpec
 
-__all__ = ["PLAN", "RUN_RECORD", "BenchmarkError", "run_state", "train_runs"]
+__all__ = ["PLAN", "RUN_RECORD", "TUNING", "BenchmarkError", "run_state", "train_runs"]
 
 PLAN = "plan.json"
+TUNING = "tuning.json"
+"""In ``OUT``: the learning-rate grid, each value's validation macro-F1, the choice."""
 RUN_RECORD = "benchmark_run.json"
 """Written into each run directory at the end of training: steps, seconds, pixels seen."""
 Say = Callable[[str], None]
@@ -99,20 +103,14 @@ class _Progress(L.Callback):
         }
 
 
-def _steps_per_run(plan: BenchmarkPlan) -> float:
-    """Progress units of one run: optimizer steps, or seconds for a wall-clock budget.
-
-    Raises:
-        BenchmarkError: A step budget shorter than one epoch (no validation, so no weights).
-    """
-    budget, recipe = plan.budget, plan.train_recipe
+def _steps_per_epoch(plan: BenchmarkPlan) -> int:
+    recipe = plan.train_recipe
     samples = recipe.samples_per_epoch or len(scan_split(plan.data, "train"))
-    per_epoch = math.ceil(samples / recipe.batch_size)
-    if budget.kind == "steps" and budget.amount < per_epoch:
-        raise BenchmarkError(
-            f"{budget.amount:g} steps are less than one epoch ({per_epoch} steps), so no run "
-            "would be validated and kept: lower --samples-per-epoch or raise --steps"
-        )
+    return math.ceil(samples / recipe.batch_size)
+
+
+def _units(budget: Budget, per_epoch: int) -> float:
+    """Progress units of one run: optimizer steps, or seconds for a wall-clock budget."""
     if budget.kind == "steps":
         return budget.amount
     if budget.kind == "minutes":
@@ -120,7 +118,37 @@ def _steps_per_run(plan: BenchmarkPlan) -> float:
     return budget.amount * per_epoch
 
 
-def _train_one(spec: RunSpec, plan: BenchmarkPlan, callback: _Progress, say: Say) -> None:
+def _check_budgets(plan: BenchmarkPlan, per_epoch: int) -> None:
+    """Refuse step budgets shorter than one epoch (no validation, so no weights).
+
+    Raises:
+        BenchmarkError: The budget, or the tuning share of it, is shorter than an epoch.
+    """
+    budgets = [("", plan.budget)]
+    if plan.tuning is not None:
+        budgets.append(("the tuning share of ", plan.budget.scaled(plan.tuning.fraction)))
+    for what, budget in budgets:
+        if budget.kind == "steps" and budget.amount < per_epoch:
+            raise BenchmarkError(
+                f"{what}{budget.amount:g} steps are less than one epoch ({per_epoch} steps), so "
+                "no run would be validated and kept: lower --samples-per-epoch or raise --steps"
+            )
+
+
+def _curve(spec: RunSpec, per_epoch: int) -> CurveSpec | None:
+    budget = spec.budget
+    if spec.curve < 1:
+        return None
+    if budget.kind == "minutes":
+        return CurveSpec.for_seconds(budget.amount * 60, spec.curve)
+    total = budget.amount if budget.kind == "steps" else budget.amount * per_epoch
+    return CurveSpec.for_steps(int(total), spec.curve)
+
+
+def _train_one(
+    spec: RunSpec, plan: BenchmarkPlan, callback: _Progress, per_epoch: int, say: Say
+) -> None:
+    from lale.training.bn_stats import PreciseBatchNorm
     from lale.training.run import TrainOptions, resume, train
 
     captured: dict[str, L.Trainer] = {}
@@ -130,21 +158,23 @@ def _train_one(spec: RunSpec, plan: BenchmarkPlan, callback: _Progress, say: Say
             captured["trainer"] = trainer
 
     hooks = (callback, _Capture())
-    budget, recipe = plan.budget, plan.train_recipe
+    budget = spec.budget
+    recipe = replace(budget.recipe(plan.recipe), lr=spec.lr, bn_stats=spec.bn_stats or "running")
     minutes = budget.max_minutes if budget.max_minutes is not None else plan.cap_minutes
+    hardware: dict[str, Any] = {
+        "workers": plan.workers,
+        "accelerator": plan.accelerator,
+        "progress": False,
+        "max_steps": budget.max_steps,
+        "max_minutes": minutes,
+        "callbacks": hooks,
+        "curve": _curve(spec, per_epoch),
+    }
     state = run_state(spec.run_dir)
     if state == "restart":
         shutil.rmtree(spec.run_dir)
     if state == "resume":
         say(f"{spec.entry.label} seed {spec.seed}: resuming {spec.run_dir}")
-        hardware = {
-            "workers": plan.workers,
-            "accelerator": plan.accelerator,
-            "progress": False,
-            "max_steps": budget.max_steps,
-            "max_minutes": minutes,
-            "callbacks": hooks,
-        }
         resume(spec.run_dir, overrides=hardware, say=say)
     else:
         options = TrainOptions(
@@ -154,17 +184,46 @@ def _train_one(spec: RunSpec, plan: BenchmarkPlan, callback: _Progress, say: Say
             model_kwargs=dict(spec.entry.kwargs),
             recipe=recipe,
             seed=spec.seed,
-            workers=plan.workers,
-            accelerator=plan.accelerator,
-            progress=False,
-            max_steps=budget.max_steps,
-            max_minutes=minutes,
-            callbacks=hooks,
+            skip_bad_pairs=plan.skip_bad_pairs,
+            **hardware,
         )
         train(options, say=say)
     if "trainer" in captured:
-        record = callback.record(captured["trainer"], recipe.batch_size, recipe.crop_size)
+        trainer = captured["trainer"]
+        record = callback.record(trainer, recipe.batch_size, recipe.crop_size)
+        callbacks = getattr(trainer, "callbacks", [])
+        precise = [c for c in callbacks if isinstance(c, PreciseBatchNorm)]
+        record["bn_recompute_seconds"] = round(precise[0].seconds, 3) if precise else 0.0
+        record["bn_recomputes"] = precise[0].count if precise else 0
         write_json_atomic(spec.run_dir / RUN_RECORD, record)
+
+
+class _Stage:
+    """Trains a list of runs under the benchmark-wide progress bar."""
+
+    def __init__(self, plan: BenchmarkPlan, bar: Progress, task: TaskID, say: Say) -> None:
+        self.plan, self.bar, self.task, self.say = plan, bar, task, say
+        self.per_epoch = _steps_per_epoch(plan)
+        self.trained = 0
+        self.done_units = 0.0
+
+    def todo(self, runs: list[RunSpec]) -> list[RunSpec]:
+        return [r for r in runs if run_state(r.run_dir) != "done"]
+
+    def units(self, runs: list[RunSpec]) -> float:
+        return sum(_units(r.budget, self.per_epoch) for r in self.todo(runs))
+
+    def train(self, runs: list[RunSpec], what: str) -> None:
+        todo = self.todo(runs)
+        for i, spec in enumerate(todo, 1):
+            label = f"{what} {i}/{len(todo)}: {spec.entry.label} lr {spec.lr:g} seed {spec.seed}"
+            what_run = f"{spec.entry.label} (seed {spec.seed}, lr {spec.lr:g})"
+            self.say(f"training {what_run} into {spec.run_dir}")
+            callback = _Progress(self.bar, self.task, label, spec.budget.kind == "minutes")
+            _train_one(spec, self.plan, callback, self.per_epoch, self.say)
+            self.done_units += _units(spec.budget, self.per_epoch)
+            self.bar.update(self.task, completed=self.done_units)
+            self.trained += 1
 
 
 def train_runs(
@@ -173,28 +232,32 @@ def train_runs(
     progress: bool = True,
     console: Console | None = None,
     say: Say = print,
-) -> dict[str, int]:
+) -> dict[str, Any]:
     """Train and test every run of ``plan`` that is not finished yet.
 
+    The one-recipe runs come first, then the tuning runs, then the runs at the tuned
+    learning rates (which the tuning decides).
+
     Returns:
-        How many runs were ``skipped`` (already finished) and ``trained``.
+        How many runs were ``skipped`` (already finished) and ``trained``, and the
+        ``tuning`` record (``None`` without tuning).
 
     Raises:
         BenchmarkError: ``OUT`` holds runs of another data, budget or recipe.
         UnknownModelError: A model name is not registered.
     """
+    from lale.benchmark.tuning import choose_lrs
     from lale.models.registry import model_kwargs
 
     for entry in plan.entries:  # unknown names fail here, before anything is written
         model_kwargs(entry.model)
+    if not (plan.out / PLAN).is_file():  # bad data fail here too (later runs check it anyway)
+        _check_data(plan)
     plan.out.mkdir(parents=True, exist_ok=True)
     check_plan(plan)
-    runs = plan.runs()
-    todo = [r for r in runs if run_state(r.run_dir) != "done"]
-    skipped = len(runs) - len(todo)
-    if skipped:
-        say(f"{skipped} of {len(runs)} runs already finished in {plan.out / 'runs'}: kept")
-    per_run = _steps_per_run(plan)
+    recipe_runs = [r for p in plan.protocols() if p.lr == "recipe" for r in plan.runs(p)]
+    recipe_runs = list({r.run_dir: r for r in recipe_runs}.values())
+    tuning_runs = plan.tuning_runs()
     bar = Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -204,12 +267,50 @@ def train_runs(
         transient=True,
         disable=not progress,
     )
+    total_runs = len(recipe_runs)
+    skipped = 0
     with bar:
-        task = bar.add_task("benchmark", total=per_run * len(todo))
-        for i, spec in enumerate(todo, 1):
-            label = f"run {i}/{len(todo)}: {spec.entry.label} seed {spec.seed}"
-            say(f"training {spec.entry.label} (seed {spec.seed}) into {spec.run_dir}")
-            callback = _Progress(bar, task, label, plan.budget.kind == "minutes")
-            _train_one(spec, plan, callback, say)
-            bar.update(task, completed=per_run * i)
-    return {"skipped": skipped, "trained": len(todo)}
+        task = bar.add_task("benchmark", total=None)
+        stage = _Stage(plan, bar, task, say)
+        _check_budgets(plan, stage.per_epoch)
+        tuned_guess = len(recipe_runs) if plan.tuning else 0  # the tuning decides how many
+        guess = stage.units(recipe_runs) + stage.units(tuning_runs)
+        guess += tuned_guess * _units(plan.budget, stage.per_epoch)
+        bar.update(task, total=guess)
+        skipped += len(recipe_runs) - len(stage.todo(recipe_runs))
+        if skipped:
+            where = plan.out / "runs"
+            say(f"{skipped} of {len(recipe_runs)} runs already finished in {where}: kept")
+        stage.train(recipe_runs, "run")
+        tuning = None
+        if plan.tuning is not None:
+            reusable = {r.run_dir for r in recipe_runs}
+            own = [r for r in tuning_runs if not _reuses(plan, r, reusable)]
+            stage.train(own, "tuning run")
+            tuning = choose_lrs(plan, tuning_runs)
+            write_json_atomic(plan.out / TUNING, tuning)
+            lrs = {label: float(t["chosen"]) for label, t in tuning["models"].items()}
+            tuned = [r for p in plan.protocols() if p.lr == "tuned" for r in plan.runs(p, lrs)]
+            tuned = [r for r in {r.run_dir: r for r in tuned}.values() if r.run_dir not in reusable]
+            total_runs += len(tuned)
+            left = stage.todo(tuned)
+            skipped += len(tuned) - len(left)
+            bar.update(task, total=stage.done_units + stage.units(left))
+            stage.train(left, "tuned run")
+    return {"skipped": skipped, "trained": stage.trained, "runs": total_runs, "tuning": tuning}
+
+
+def _check_data(plan: BenchmarkPlan) -> None:
+    """Read every split's file headers as training will: bad input fails before ``OUT``."""
+    from lale.data.dataset import SegmentationDataset
+    from lale.data.folder import resolve_schema
+
+    schema = resolve_schema(plan.data, None)
+    for split in ("train", "val", "test"):
+        SegmentationDataset(plan.data, split, schema, skip_bad=plan.skip_bad_pairs)
+
+
+def _reuses(plan: BenchmarkPlan, spec: RunSpec, recipe_dirs: set[Path]) -> bool:
+    from lale.benchmark.tuning import reused_run
+
+    return reused_run(plan, spec) in recipe_dirs

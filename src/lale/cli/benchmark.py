@@ -12,7 +12,10 @@ from rich.markup import escape
 from lale.cli._common import add_command, fail, stderr, stdout
 
 AblationOption = Literal["attention", "kernel", "norm-act", "decoder"]
-PresetOption = Literal["quick", "paper"]
+PresetOption = Literal["quick", "frontier", "paper"]
+BnStatsChoice = Literal["running", "recompute", "both"]
+TuneOption = Literal["lr"]
+TestOption = Literal["paired", "welch"]
 
 
 def benchmark_command(
@@ -36,7 +39,13 @@ def benchmark_command(
         AblationOption | None,
         typer.Option(help="Variants of one LALE model (the first of --models) instead."),
     ] = None,
-    preset: Annotated[PresetOption | None, typer.Option(help="quick or paper.")] = None,
+    preset: Annotated[
+        PresetOption | None,
+        typer.Option(
+            help="quick (embedded data, CPU), frontier (LALE against the light models, CPU) "
+            "or paper (ARAS400k, GPU)."
+        ),
+    ] = None,
     lale: Annotated[
         str | None, typer.Option(help="The LALE model the claims are about [the first].")
     ] = None,
@@ -50,6 +59,57 @@ def benchmark_command(
         list[str] | None,
         typer.Option(help="Option key=value given to every model (repeatable)."),
     ] = None,
+    curve: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Budget-curve points per run: val and test scored at 1/8, 1/4, 1/2 and all of "
+            "the budget for 4 (each point twice the one before; 1: the end only) [4].",
+        ),
+    ] = None,
+    bn_stats: Annotated[
+        BnStatsChoice | None,
+        typer.Option(
+            help="Eval-mode BatchNorm statistics: recompute (re-estimated on fixed training "
+            "crops before every validation and test), running, or both (a set of runs each, "
+            "for models with BatchNorm) [recompute].",
+        ),
+    ] = None,
+    tune: Annotated[
+        TuneOption | None,
+        typer.Option(
+            help="lr: tune each model's learning rate on the validation split at a share of "
+            "the budget; the report gives both one-recipe and tuned results.",
+        ),
+    ] = None,
+    lr_grid: Annotated[
+        str | None,
+        typer.Option(
+            help="Learning rates for --tune lr, comma-separated [the recipe's × 1/3, 1, 3]."
+        ),
+    ] = None,
+    tune_fraction: Annotated[
+        float | None,
+        typer.Option(min=0.01, max=1.0, help="Share of the budget each tuning run trains [0.5]."),
+    ] = None,
+    test: Annotated[
+        TestOption,
+        typer.Option(help="Test over seeds: paired (seeds share data order and crops) or welch."),
+    ] = "paired",
+    bootstrap: Annotated[
+        int, typer.Option(min=100, help="Bootstrap resamples of the test images per gap.")
+    ] = 1000,
+    power_gap: Annotated[
+        float, typer.Option(min=0.01, help="F1 gap (points) the power line reports seeds for.")
+    ] = 2.0,
+    skip_bad_pairs: Annotated[
+        bool,
+        typer.Option(
+            "--skip-bad-pairs",
+            help="Leave out image/mask pairs whose files fail their checks (listed in one "
+            "warning and in each run's skipped_pairs.json) instead of stopping.",
+        ),
+    ] = False,
     profile_size: Annotated[int, typer.Option(min=32, help="Input side for GMACs/speed.")] = 256,
     profile_batch: Annotated[int, typer.Option(min=1, help="CPU throughput batch.")] = 8,
     workers: Annotated[int, typer.Option(min=0, help="Data-loader workers.")] = 0,
@@ -62,12 +122,14 @@ def benchmark_command(
         BenchmarkPlan,
         Budget,
         Entry,
+        Tuning,
         ablation_entries,
         claim_line,
         ensure_synthetic,
         parse_models,
         run_benchmark,
     )
+    from lale.benchmark.presets import BN_CHOICES, ProtocolOptions
     from lale.cli.training import _model_args, _quiet_lightning
     from lale.models.registry import model_kwargs
     from lale.output_paths import check_output_dir
@@ -75,6 +137,7 @@ def benchmark_command(
 
     check_output_dir(out, create=False)
     _quiet_lightning()
+    grid = _lr_grid(lr_grid)
     console = stdout()
     chosen = PRESETS[preset] if preset else None
     budgets = [(k, v) for k, v in (("epochs", epochs), ("steps", steps), ("minutes", minutes)) if v]
@@ -108,6 +171,13 @@ def benchmark_command(
     entries = tuple(Entry(e.label, e.model, dict(shared)) for e in parse_models(names))
     if ablation is not None:
         entries = ablation_entries(ablation, entries[0].model, shared)
+    protocol = chosen.protocol if chosen else ProtocolOptions()
+    bn_choice = bn_stats or protocol.bn_stats
+    tuning = None
+    if (tune or protocol.tune) and not ablation:
+        tuning = Tuning(grid, tune_fraction or protocol.tune_fraction)
+    elif tune and ablation:
+        raise fail("--tune applies to model comparisons, not to --ablation")
     plan = BenchmarkPlan(
         data=data,
         out=out,
@@ -121,6 +191,13 @@ def benchmark_command(
         accelerator=accelerator,
         profile_size=profile_size,
         profile_batch=profile_batch,
+        curve=curve or protocol.curve,
+        bn_stats=BN_CHOICES[bn_choice],
+        tuning=tuning,
+        test=test,
+        bootstrap=bootstrap,
+        power_gap=power_gap / 100,
+        skip_bad_pairs=skip_bad_pairs,
     )
     console.print(
         f"[bold]lale benchmark[/] — {len(entries)} models × {len(plan.seeds)} seeds, "
@@ -138,9 +215,23 @@ def benchmark_command(
         )
     for claim in results["claims"]:
         console.print(f"[bold]{escape(claim_line(claim))}[/]", soft_wrap=True)
+    for change in results["protocol_changes"]:
+        console.print(f"verdict changes with the protocol: {escape(change)}", soft_wrap=True)
     for verdict in results["verdicts"]:
         console.print(f"[bold]{escape(verdict)}[/]", soft_wrap=True)
     console.print(f"report: {escape(str(out / 'report.md'))}")
+
+
+def _lr_grid(text: str | None) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise fail(f"--lr-grid expects comma-separated numbers, got {text!r}") from None
+    if not values or min(values) <= 0:
+        raise fail(f"--lr-grid needs positive learning rates, got {text!r}")
+    return values
 
 
 def register(app: typer.Typer) -> None:

@@ -14,6 +14,8 @@ from rich.markup import escape
 from lale.cli._common import add_command, fail, progress_bar, stdout
 from lale.cli.schema import SCHEMA_EXAMPLE_JSON, SCHEMA_EXAMPLE_YAML
 
+BnStatsOption = Literal["running", "recompute"]
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -141,6 +143,23 @@ def train_command(
     strict: Annotated[
         bool, typer.Option("--strict", help="Unknown mask colours are errors.")
     ] = False,
+    skip_bad_pairs: Annotated[
+        bool,
+        typer.Option(
+            "--skip-bad-pairs",
+            help="Leave out image/mask pairs whose files fail their checks (listed in one "
+            "warning and in RUN/skipped_pairs.json) instead of stopping; still an error when a "
+            "split has none left.",
+        ),
+    ] = False,
+    bn_stats: Annotated[
+        BnStatsOption,
+        typer.Option(
+            help="Eval-mode BatchNorm statistics: running (the layers' averages) or recompute "
+            "(re-estimated on fixed training crops before every validation and test; no "
+            "effect on models without BatchNorm, such as LALE).",
+        ),
+    ] = "running",
     max_steps: Annotated[
         int, typer.Option(help="Stop after N steps (-1: no limit); validated and tested.")
     ] = -1,
@@ -179,6 +198,7 @@ def train_command(
             crop_size=crop_size,
             early_stopping=early_stopping,
             samples_per_epoch=samples_per_epoch,
+            bn_stats=bn_stats,
         )
         options = TrainOptions(
             data=data,
@@ -195,6 +215,7 @@ def train_command(
             pretrained=pretrained,
             strict=strict,
             max_unknown=max_unknown,
+            skip_bad_pairs=skip_bad_pairs,
             **hardware,
         )
         result = train(options, say=console.print)
@@ -220,6 +241,14 @@ def evaluate_command(
             min=0.0, max=1.0, help="Largest tolerated share of unknown mask pixels (as train)."
         ),
     ] = 0.5,
+    skip_bad_pairs: Annotated[
+        bool,
+        typer.Option(
+            "--skip-bad-pairs",
+            help="Leave out image/mask pairs whose files fail their checks (listed in one "
+            "warning and in the JSON) instead of stopping.",
+        ),
+    ] = False,
 ) -> None:
     """Score a trained run on a split: OA, per-class and macro F1 / IoU / precision / recall."""
     from lale.atomic import write_json_atomic
@@ -243,9 +272,12 @@ def evaluate_command(
             workers=workers,
             strict=strict,
             max_unknown=max_unknown,
+            skip_bad_pairs=skip_bad_pairs,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     console.print(scores_table(scores, title=f"{scores['model']} on {escape(str(data))} / {split}"))
+    if scores.get("skipped_pairs_summary"):
+        console.print(f"warning: {escape(scores['skipped_pairs_summary'])}", soft_wrap=True)
     if scores.get("skipped_files"):
         console.print(f"warning: {escape(scores['skipped_files'])}", soft_wrap=True)
     if scores.get("unknown_mask_files"):

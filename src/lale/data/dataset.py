@@ -40,6 +40,7 @@ __all__ = [
     "Pair",
     "SegmentationDataset",
     "UnknownPixels",
+    "bad_pairs_message",
     "scan_split",
     "skipped_message",
 ]
@@ -90,6 +91,15 @@ def _files(
         else:
             found[p.stem] = p
     return found
+
+
+def bad_pairs_message(split: str, bad: Sequence[tuple[str, str]]) -> str:
+    """One line listing the pairs ``skip_bad`` left out of ``split`` (empty when none)."""
+    if not bad:
+        return ""
+    shown = "; ".join(why for _, why in bad[:_LIST])
+    more = f"; … and {len(bad) - _LIST} more" if len(bad) > _LIST else ""
+    return f"{split} split: skipped {len(bad)} bad image/mask pairs: {shown}{more}"
 
 
 def skipped_message(skipped: Sequence[Path]) -> str:
@@ -195,13 +205,16 @@ class SegmentationDataset(Dataset[tuple[Tensor, Tensor]]):
         strict: Raise :class:`DataError` on the first mask with unknown colours or values.
         check_headers: Read every file's header now (sizes, band counts, sample types) so
             that mismatches fail at once; else they fail when the sample is read.
+        skip_bad: With ``check_headers``: leave out the pairs whose headers fail the checks,
+            recording them in :attr:`bad_pairs`, instead of raising (still an error when no
+            pair is left).
         generator: Random generator for crop positions and padding offsets; ``None`` uses
             torch's global generator. DataLoader workers (which seed torch per worker) reseed a
             given generator from their worker seed, so crops differ between workers.
 
     Raises:
         DataError: See :func:`scan_split`; with ``check_headers`` also size, band-count and
-            sample-type mismatches.
+            sample-type mismatches (with ``skip_bad``, only when every pair has one).
     """
 
     def __init__(
@@ -215,6 +228,7 @@ class SegmentationDataset(Dataset[tuple[Tensor, Tensor]]):
         strict: bool = False,
         check_headers: bool = True,
         generator: torch.Generator | None = None,
+        skip_bad: bool = False,
     ) -> None:
         if crop_size < 1:
             raise ValueError(f"crop_size must be positive, got {crop_size}")
@@ -231,8 +245,10 @@ class SegmentationDataset(Dataset[tuple[Tensor, Tensor]]):
         else:
             self.pairs = scan_split(self.root, split, self.skipped)
             self._sizes = [None] * len(self.pairs)
+        self.bad_pairs: list[tuple[str, str]] = []
+        """``(sample name, what is wrong)`` of the pairs ``skip_bad`` left out."""
         if check_headers and not is_shards(self.root):
-            self._sizes = [self._check(i) for i in range(len(self.pairs))]
+            self._sizes = self._check_all(skip_bad)
         # Unknown pixels per file (-1: not counted yet), shared with DataLoader workers.
         self._unknown = torch.full((len(self.pairs),), -1, dtype=torch.int64).share_memory_()
         self._examples: dict[str, tuple[str, ...]] = {}
@@ -261,6 +277,21 @@ class SegmentationDataset(Dataset[tuple[Tensor, Tensor]]):
         if mask.count not in (1, 3, 4):
             raise DataError(pair.mask, f"mask has {mask.count} bands; expected 1 or 3")
         return image.height, image.width
+
+    def _check_all(self, skip_bad: bool) -> list[tuple[int, int] | None]:
+        kept, sizes = [], []
+        for i, pair in enumerate(self.pairs):
+            try:
+                sizes.append(self._check(i))
+                kept.append(pair)
+            except DataError as err:
+                if not skip_bad:
+                    raise
+                self.bad_pairs.append((pair.name, str(err)))
+        if not kept:
+            raise DataError(self.root / self.split, f"all {len(self.pairs)} pairs are bad")
+        self.pairs = kept
+        return list(sizes)
 
     def _size(self, i: int) -> tuple[int, int]:
         size = self._sizes[i]

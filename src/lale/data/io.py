@@ -360,7 +360,8 @@ def read_mask(
     """Decode a mask into class labels, counting pixels of unknown colours or values.
 
     Colour masks (RGB, or RGBA with alpha ignored) are decoded by colour; palette PNGs by their
-    palette colours when the schema has mask colours, else by index; single-band masks (PNG or
+    palette colours when the schema has mask colours (by index where that leaves fewer pixels
+    unknown: a palette that only draws the values), else by index; single-band masks (PNG or
     GeoTIFF, any integer or float type) by value. With ``window`` only that rectangle is decoded
     and counted.
 
@@ -397,6 +398,10 @@ def read_mask(
         pal = np.zeros((256, 3), np.uint8)
         pal[: min(len(palette), 256)] = palette[:256]
         raw, declared = pal[arr], schema.ignore_colors
+        # A palette that only draws the indices (white and black for values 1 and 2, say) while
+        # the schema gives values too: the indices are the labels.
+        if unknown and (by_value := schema.decode_values(arr))[1] < unknown:
+            (labels, unknown), raw, declared = by_value, arr, schema.ignore_values
     else:
         labels, unknown = schema.decode_values(arr)
         raw, declared = arr, schema.ignore_values

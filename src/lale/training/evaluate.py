@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 
 from lale.data.audit import audit_labels, unknown_record, unknown_summary
 from lale.data.collate import PadCollate
-from lale.data.dataset import SegmentationDataset, skipped_message
+from lale.data.dataset import SegmentationDataset, bad_pairs_message, skipped_message
 from lale.data.transforms import normalize_input
 from lale.progress import ProgressFn
 from lale.runs import RunError, load_run
@@ -27,6 +27,7 @@ def evaluate_run(
     workers: int = 0,
     strict: bool = False,
     max_unknown: float = 0.5,
+    skip_bad_pairs: bool = False,
     progress: ProgressFn | None = None,
     forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> dict[str, Any]:
@@ -38,6 +39,8 @@ def evaluate_run(
     Args:
         max_unknown: Largest tolerated fraction of unknown mask pixels, as in training; a
             split with no labelled pixel is always an error.
+        skip_bad_pairs: Leave out pairs whose files fail their checks (``skipped_pairs`` in
+            the result) instead of stopping; an error when none is left.
         forward: Replaces the PyTorch model's forward pass, e.g. an
             :class:`~lale.inference.onnx.backend.OnnxBackend` of the run's export: it gets the
             normalised ``B×C×H×W`` float32 batch on ``device`` and returns ``B×K×H×W`` logits.
@@ -53,7 +56,9 @@ def evaluate_run(
     """
     model, config = load_run(run_dir, device)
     schema = config.schema()
-    dataset = SegmentationDataset(data, split, schema, mode="eval", strict=strict)
+    dataset = SegmentationDataset(
+        data, split, schema, mode="eval", strict=strict, skip_bad=skip_bad_pairs
+    )
     if len(dataset) == 0:
         raise RunError(Path(data) / split, "no images to evaluate")
     audit_labels(dataset.pairs, schema, str(Path(data) / split / "masks"), max_unknown)
@@ -87,5 +92,7 @@ def evaluate_run(
         "unknown_mask_files": unknown_record(unknown)["files"],
         "unknown_mask_summary": unknown_summary(split, unknown) if unknown.counts else "",
         "skipped_files": skipped_message(dataset.skipped),
+        "skipped_pairs": [{"name": n, "why": why} for n, why in dataset.bad_pairs],
+        "skipped_pairs_summary": bad_pairs_message(split, dataset.bad_pairs),
         **scores,
     }

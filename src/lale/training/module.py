@@ -22,6 +22,16 @@ from lale.training.sampling import ResumableLoader, mix_seed
 MONITOR = "val/macro_f1"  # early stopping, best weights and ReduceLROnPlateau all follow it
 
 
+def per_image_confusion(pred: Tensor, target: Tensor, schema: ClassSchema) -> Tensor:
+    """``B×K×K`` confusion matrices (rows truth) of a batch, ignore pixels left out."""
+    k = schema.num_classes
+    valid = target != schema.ignore_index
+    image = torch.arange(pred.shape[0], device=pred.device).view(-1, 1, 1).expand_as(pred)
+    codes = (image * k * k + target * k + pred)[valid]
+    counts = torch.bincount(codes, minlength=pred.shape[0] * k * k)
+    return counts.view(pred.shape[0], k, k)
+
+
 class NonFiniteLossError(WorkFailedError):
     """The training loss became NaN or infinite; the run stops before the weights are touched."""
 
@@ -67,6 +77,9 @@ class SegmentationTask(L.LightningModule):
         self.train_loss = MeanMetric()
         self.train_loss.persistent(True)  # a mid-epoch resume keeps the running mean
         self.test_scores: dict[str, Any] | None = None
+        self.test_per_image: Tensor | None = None
+        """``N×K×K`` confusion matrix of every test image, in split order (one process only)."""
+        self._per_image: list[Tensor] = []
         self._tick: float | None = None
         self.plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
         self._plateau_state: dict[str, Any] | None = None
@@ -127,12 +140,23 @@ class SegmentationTask(L.LightningModule):
         if fitting and self.plateau is not None:
             self.plateau.step(float(scores["macro_f1"]))
 
+    def on_test_epoch_start(self) -> None:
+        self._per_image = []
+
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, self.test_metrics)
+        image, mask = batch
+        x, y = normalize_input(image, self.schema.image), mask.long()
+        logits = self.net(x)
+        self.test_metrics.update(logits, y)
+        self._per_image.append(per_image_confusion(logits.argmax(1), y, self.schema))
 
     def on_test_epoch_end(self) -> None:
         self.test_scores = self.test_metrics.scores()
         self.test_metrics.reset()
+        # One process sees every test image in order; under DDP each rank sees a share.
+        single = self.trainer.world_size == 1 and bool(self._per_image)
+        self.test_per_image = torch.cat(self._per_image).cpu() if single else None
+        self._per_image = []
 
     # -- optimisation -----------------------------------------------------------------------
     def configure_optimizers(self) -> Any:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import io
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from lale.atomic import write_json_atomic
+from lale.atomic import write_bytes_atomic, write_json_atomic
 from lale.data.dataset import SegmentationDataset
 from lale.data.schema import ClassSchema
 from lale.data.transforms import normalize_input
-from lale.run_layout import FIGURES, TEST_METRICS
+from lale.run_layout import FIGURES, TEST_METRICS, TEST_PER_IMAGE
 from lale.training.figures import (
     display_image,
     plot_confusion,
@@ -61,3 +64,21 @@ def write_outputs(
     if history:
         paths["history"] = plot_history(history, run_dir / FIGURES["history"])
     return paths
+
+
+def write_per_image(run_dir: Path, names: Sequence[str], confusion: torch.Tensor) -> Path:
+    """Write every test image's confusion matrix (``N×K×K``, rows truth) with its name.
+
+    ``test_per_image.npz`` holds ``names`` (unicode) and ``confusion`` (int64) and loads with
+    ``numpy.load(..., allow_pickle=False)``; the benchmark's bootstrap over test images reads
+    it (:func:`lale.benchmark.statistics.bootstrap_gap`).
+    """
+    if len(names) != confusion.shape[0]:
+        raise ValueError(f"{len(names)} names for {confusion.shape[0]} confusion matrices")
+    buffer = io.BytesIO()
+    np.savez_compressed(
+        buffer, names=np.asarray(list(names), dtype=str), confusion=confusion.numpy()
+    )
+    path = run_dir / TEST_PER_IMAGE
+    write_bytes_atomic(path, buffer.getvalue())
+    return path

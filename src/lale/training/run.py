@@ -22,12 +22,13 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, RichProgressBar
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
+from lale.atomic import write_json_atomic
 from lale.data.folder import count_class_pixels, data_scaling, resolve_schema
 from lale.data.schema import ClassSchema
 from lale.models.pretrained import ensure_model_weights
 from lale.output_paths import check_output_dir
 from lale.recipe import Recipe, RunRecipe
-from lale.run_layout import CHECKPOINT, TEST_METRICS, WEIGHTS
+from lale.run_layout import CHECKPOINT, SKIPPED_PAIRS, TEST_METRICS, WEIGHTS
 from lale.runs import (
     CONFIG_NAME,
     RunConfig,
@@ -37,6 +38,7 @@ from lale.runs import (
     load_weights,
     save_config,
 )
+from lale.training.bn_stats import PreciseBatchNorm, has_batch_norm
 from lale.training.callbacks import (
     AtomicCheckpointIO,
     BestWeights,
@@ -44,10 +46,11 @@ from lale.training.callbacks import (
     ResumeCheckpoint,
     StopOnSignal,
 )
+from lale.training.curve import BudgetCurve, CurveSpec
 from lale.training.datamodule import LandCoverDataModule
 from lale.training.losses import class_weights_from_counts
 from lale.training.module import MONITOR, NonFiniteLossError, SegmentationTask
-from lale.training.outputs import write_outputs
+from lale.training.outputs import write_outputs, write_per_image
 from lale.training.rundir import RunLock, claim_new
 from lale.training.safety import (
     TrainingError,
@@ -95,6 +98,10 @@ class TrainOptions:
         max_unknown: Largest fraction of mask pixels with colours outside the schema that a
             split may have (checked on a spread of its masks before training).
         callbacks: Extra Lightning callbacks (progress displays of a caller, ...).
+        curve: Score val and test at these points of the budget too (``curve.json``).
+        skip_bad_pairs: Leave out image/mask pairs whose files fail their checks (listed in
+            one warning and in ``skipped_pairs.json``) instead of stopping; an error if no
+            pair is left in a split.
     """
 
     data: Path
@@ -120,6 +127,8 @@ class TrainOptions:
     max_minutes: float | None = None
     max_unknown: float = 0.5
     callbacks: tuple[L.Callback, ...] = ()
+    curve: CurveSpec | None = None
+    skip_bad_pairs: bool = False
 
 
 @dataclass
@@ -156,6 +165,11 @@ def _init_from(task: SegmentationTask, run_dir: Path, say: Say) -> None:
         say(f"--init {run_dir}: {len(taken)} tensors taken, {len(fresh)} re-initialised: {shown}")
 
 
+def _bad_record(bad: dict[str, list[tuple[str, str]]]) -> dict[str, Any]:
+    """``skipped_pairs.json``: per split, the pairs ``--skip-bad-pairs`` left out and why."""
+    return {split: [{"name": n, "why": why} for n, why in pairs] for split, pairs in bad.items()}
+
+
 def _precision(options: TrainOptions) -> str:
     if options.precision is not None:
         return options.precision
@@ -171,6 +185,7 @@ def _options_record(options: TrainOptions, recipe: Recipe) -> RunRecipe:
         pretrained=options.pretrained,
         checkpoint_every=options.checkpoint_every,
         strict=options.strict,
+        skip_bad_pairs=options.skip_bad_pairs,
     )
 
 
@@ -225,6 +240,8 @@ def train(options: TrainOptions, say: Say = print) -> TrainResult:
         if leader:
             claim_new(out)
             save_config(out / CONFIG_NAME, config)
+            if bad := data.bad_pairs():
+                write_json_atomic(out / SKIPPED_PAIRS, _bad_record(bad))
         return _fit(task, data, options, recipe, ckpt=None, say=say)
 
 
@@ -238,6 +255,7 @@ def _data_module(options: TrainOptions, schema: ClassSchema, recipe: Recipe) -> 
         seed=options.seed,
         strict=options.strict,
         samples_per_epoch=recipe.samples_per_epoch,
+        skip_bad_pairs=options.skip_bad_pairs,
     )
 
 
@@ -254,7 +272,7 @@ def resume(
         epochs: New maximum number of epochs (to train longer than first planned).
         overrides: Hardware and data-loading options to change (``workers``, ``devices``,
             ``accelerator``, ``num_nodes``, ``strategy``, ``progress``, ``max_steps``,
-            ``max_minutes``, ``callbacks``).
+            ``max_minutes``, ``callbacks``, ``curve``, ``skip_bad_pairs``).
 
     Raises:
         TrainingError: No resumable state in ``run_dir``.
@@ -280,6 +298,7 @@ def resume(
         seed=config.seed or 0,
         checkpoint_every=record.checkpoint_every,
         strict=record.strict,
+        skip_bad_pairs=record.skip_bad_pairs,
         **(overrides or {}),
     )
     task = SegmentationTask(config.model, config.model_kwargs, schema, recipe, options.seed)
@@ -315,7 +334,12 @@ def _fit(
     schema = data.schema
     best = BestWeights(out)
     table = EpochTable(out)
-    callbacks: list[L.Callback] = [best, table, *options.callbacks]
+    bn_batches = data.fixed_crops(recipe.bn_crops)
+    callbacks: list[L.Callback] = []
+    if options.curve is not None:  # first: it stops its clock before the others validate
+        curve = BudgetCurve(out, options.curve, recipe.bn_stats, bn_batches, recipe.batch_size)
+        callbacks.append(curve)
+    callbacks += [best, table, *options.callbacks]
     early = None
     if recipe.early_stopping > 0:
         early = EarlyStopping(
@@ -324,6 +348,10 @@ def _fit(
         callbacks.append(early)
     if options.progress:
         callbacks.append(RichProgressBar(leave=True))
+    if recipe.bn_stats == "recompute" and has_batch_norm(task.net):
+        # After BestWeights (which keeps the statistics it scored), before the checkpoint
+        # (which gets the running ones back): see lale.training.bn_stats.
+        callbacks.append(PreciseBatchNorm(bn_batches))
     callbacks.append(ResumeCheckpoint(out, options.checkpoint_every))  # saves the rest
     stop = StopOnSignal(out)
     callbacks.append(stop)
@@ -373,6 +401,8 @@ def _fit(
         if test_scores is None:
             raise TrainingError(f"the test split gave no scores; {out / TEST_METRICS} not written")
         write_outputs(out, test_scores, task.net, data.split("test"), table.rows, schema)
+        if task.test_per_image is not None:
+            write_per_image(out, data.split("test").names, task.test_per_image)
         report_unknown(data, out, say)
     _leave_process_group()
     stopped = bool(early is not None and early.stopped_epoch > 0)

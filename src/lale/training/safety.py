@@ -17,7 +17,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from lale.atomic import write_json_atomic
 from lale.data.audit import audit_labels, unknown_record, unknown_summary
-from lale.data.dataset import skipped_message
+from lale.data.dataset import bad_pairs_message, skipped_message
 from lale.errors import EXIT_INTERRUPTED, LaleError, WorkFailedError
 from lale.run_layout import CHECKPOINT, UNKNOWN_COLOURS
 from lale.training.callbacks import CheckpointWriteError, SignalStop, StopOnSignal
@@ -45,6 +45,8 @@ def check_data(data: LandCoverDataModule, root: Path, max_unknown: float, say: S
         split = data.split(name)
         if split.skipped:
             say(f"warning: {skipped_message(split.skipped)}")
+        if split.bad_pairs:
+            say(f"warning: {bad_pairs_message(name, split.bad_pairs)}")
         where = root / name / "masks"
         audit_labels(split.pairs, data.schema, str(where), max_unknown)
 

@@ -12,12 +12,36 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import torch
+from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 SampleKey = tuple[int, int]  # (dataset index, crop seed)
+
+
+class CropSource(Protocol):
+    """What :func:`seeded_crops` draws from (a training-mode ``SegmentationDataset``)."""
+
+    def __len__(self) -> int: ...
+
+    def sample(self, index: int, seed: int) -> tuple[Tensor, Tensor]: ...
+
+
+def seeded_crops(dataset: CropSource, count: int, seed: int) -> list[Tensor]:
+    """``count`` raw image crops that depend on ``seed`` alone.
+
+    Images are taken in a seeded random order (from the start again when ``count`` exceeds
+    them), one crop each, its position drawn from ``(seed, i)``; masks are dropped. Used for
+    int8 calibration and for re-estimating BatchNorm statistics.
+    """
+    if count < 1:
+        raise ValueError(f"count must be positive, got {count}")
+    if len(dataset) == 0:
+        raise ValueError("no images to draw crops from")
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed)).tolist()
+    return [dataset.sample(order[i % len(order)], seed * 1_000_003 + i)[0] for i in range(count)]
 
 
 def mix_seed(*values: int) -> int:

@@ -113,6 +113,7 @@ def calibration_patches(
     from lale.data.dataset import SegmentationDataset
     from lale.data.transforms import normalize_input
     from lale.runs import RunError, load_config
+    from lale.training.sampling import seeded_crops
 
     if count < 1:
         raise ValueError(f"count must be positive, got {count}")
@@ -122,12 +123,7 @@ def calibration_patches(
     dataset = SegmentationDataset(root, split, config.schema(), mode="train", crop_size=tile)
     if len(dataset) == 0:
         raise RunError(root / split, "no images to calibrate on")
-    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))
     spec = config.image_spec()
-    crops = []
-    for i in range(count):
-        index = int(order[i % len(dataset)])
-        image, _ = dataset.sample(index, seed * 1_000_003 + i)
-        crops.append(normalize_input(image[None], spec)[0])
+    crops = [normalize_input(c[None], spec)[0] for c in seeded_crops(dataset, count, seed)]
     patches = torch.stack(crops).numpy().astype(np.float32, copy=False)
     return Calibration(patches, root, split, len(dataset), tile, seed)
