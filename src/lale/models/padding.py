@@ -73,7 +73,11 @@ class InputPadding:
         Raises:
             ValueError: ``size`` exceeds :attr:`max_size`.
         """
-        padded = max(-(-size // self.multiple) * self.multiple, self.min_size)
+        # Rounded up with ``%`` and no max() unless a minimum is set: under ONNX export
+        # ``size`` is symbolic, and the ceil-division form traced as the traced size's constant.
+        padded = size + (-size) % self.multiple
+        if self.min_size:
+            padded = max(padded, self.min_size)
         if self.max_size is not None and padded > self.max_size:
             raise ValueError(
                 f"input side {size} exceeds this model's fixed size {self.max_size}; "

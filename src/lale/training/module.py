@@ -7,19 +7,33 @@ from typing import Any
 
 import lightning as L
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
 from lale.data.schema import ClassSchema
 from lale.data.transforms import BatchTransform, normalize_input
 from lale.errors import WorkFailedError
 from lale.models import create_model
+from lale.models.padding import crop_to
 from lale.recipe import Recipe
 from lale.training.losses import build_loss
 from lale.training.metrics import SegmentationMetrics, scalar_scores
 from lale.training.sampling import ResumableLoader, mix_seed
 
 MONITOR = "val/macro_f1"  # early stopping, best weights and ReduceLROnPlateau all follow it
+AUX_LOSS_WEIGHT = 0.4
+"""Weight of an auxiliary head's loss: UNetFormer's ``L_main + 0.4 · L_aux`` (Wang et al., 2022)."""
+
+
+def take_aux_logits(net: nn.Module) -> Tensor | None:
+    """Auxiliary logits that ``net`` (or the network an ``AnySize`` wrapper holds as ``.model``)
+    left on ``aux_logits`` in its last training-mode forward; cleared once read."""
+    for module in (net, getattr(net, "model", None)):
+        aux = getattr(module, "aux_logits", None)
+        if isinstance(aux, Tensor):
+            module.aux_logits = None  # type: ignore[union-attr]
+            return aux
+    return None
 
 
 def per_image_confusion(pred: Tensor, target: Tensor, schema: ClassSchema) -> Tensor:
@@ -99,6 +113,9 @@ class SegmentationTask(L.LightningModule):
         self.train_transform.generator = torch.Generator().manual_seed(seed)
         x, y = self.train_transform(image, mask)
         loss = self.loss_fn(self.net(x), y)
+        aux = take_aux_logits(self.net)
+        if aux is not None:  # cropped like the main logits: the padding is at the bottom/right
+            loss = loss + AUX_LOSS_WEIGHT * self.loss_fn(crop_to(aux, *y.shape[-2:]), y)
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
                 f"training loss became {loss.item()} at epoch {self.current_epoch}, batch "

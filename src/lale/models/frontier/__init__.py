@@ -5,3 +5,5 @@ registration line (``family="frontier"``). Their authors' code is not imported: 
 built here from its paper and its published configuration, offline, and takes any band count and
 any input size. How each compares with its paper's parameter and MAC counts: docs/baselines.md.
 """
+
+from lale.models.frontier import efficientvit_seg, unetformer  # noqa: F401
