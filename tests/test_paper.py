@@ -78,4 +78,29 @@ def test_headline_claims_sit_beside_the_computed_ratios(printed: tuple[str, dict
 
 def test_the_data_file_ships_in_the_wheel() -> None:
     pyproject = (Path(__file__).parents[1] / "pyproject.toml").read_text()
-    assert '"lale.models" = ["paper.json"]' in pyproject
+    assert '"lale.models" = ["paper.json", "frontier.json"]' in pyproject
+
+
+def test_every_frontier_network_is_counted_at_its_papers_size(printed: tuple[str, dict]) -> None:
+    stdout, data = printed
+    rows = data["frontier"]["rows"]
+    frontier = set(list_models(family="frontier"))
+    assert {row["model"] for row in rows} == frontier  # a new frontier model needs its row
+    assert "The frontier" in stdout
+    for row in rows:
+        assert row["error"] is None and row["within_tolerance"], row
+        assert abs(row["params_diff_pct"]) <= 5 and abs(row["gmacs_diff_pct"]) <= 5, row
+        assert row["convention"] and row["classes"] > 0 and len(row["input"]) == 2
+        assert row["model"] in stdout
+    b0 = next(r for r in rows if r["model"] == "efficientvit_seg_b0")
+    assert (b0["classes"], b0["input"], b0["published_gmacs"]) == (19, [1024, 2048], 4.4)
+    assert b0["gmacs"] == pytest.approx(4.391, abs=1e-3)
+
+
+def test_frontier_rows_name_registered_models_with_their_configuration() -> None:
+    from lale.profiling.frontier import load_frontier_table
+
+    table = load_frontier_table()
+    ade = [r for r in table.rows if r.model == "efficientvit_seg_b1" and r.dataset == "ADE20K"]
+    assert len(ade) == 1 and dict(ade[0].kwargs) == {"final_expand": 0}
+    assert all(r.tolerance_pct == 5 for r in table.rows)

@@ -116,19 +116,26 @@ def paper_command(
     """Build every row of the paper's table by name: our params and GMACs beside the published.
 
     Ratios against upernet are computed twice, from our counts and from the published
-    numbers; the page's headline claims are shown beside them.
+    numbers; the page's headline claims are shown beside them. A second table, the frontier,
+    counts the light networks LALE is weighed against at their own papers' input sizes.
     """
+    from lale.atomic import write_json_atomic
+    from lale.profiling.frontier import compare_frontier, frontier_table
     from lale.profiling.paper import compare_to_paper, paper_tables
 
     try:
         comparison = compare_to_paper()
+        frontier = compare_frontier()
     except ImportError as err:
         raise UnavailableError(f"could not load the model registry: {err}") from None
     out = stdout()
     for table in paper_tables(comparison):
         out.print(table)
+    out.print(frontier_table(frontier))
     if json_path is not None:
-        out.print(f"wrote {escape(str(comparison.write_json(json_path)))}")
+        data = {**comparison.to_dict(), "frontier": frontier.to_dict()}
+        write_json_atomic(json_path, data)
+        out.print(f"wrote {escape(str(json_path))}")
 
 
 def register(app: typer.Typer) -> None:
