@@ -298,7 +298,16 @@ def pareto(rows: Sequence[Row], majority: float) -> dict[str, Any]:
                 and sign * float(r[key]) >= sign * x
                 and float(r["macro_f1"]["mean"]) >= y
             ]
-            verdict[key] = {"on_front": own["model"] in front, "dominated_by": dominated_by}
+            gaps = {
+                m: 100 * (float(r["macro_f1"]["mean"]) - y)
+                for r in pool
+                if (m := r["model"]) in dominated_by
+            }
+            verdict[key] = {
+                "on_front": own["model"] in front,
+                "dominated_by": dominated_by,
+                "f1_lead_pts": gaps,
+            }
         out["lale"][own["model"]] = verdict
     return out
 

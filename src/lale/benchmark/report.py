@@ -135,14 +135,22 @@ def _bn_effect(effect: dict[str, Any]) -> list[str]:
 def _pareto(block: dict[str, Any]) -> list[str]:
     lines = ["## Pareto front (models that learned)", ""]
     names = {"gmacs": "GMACs", "throughput": "CPU throughput", "params": "parameters"}
+    if not block["lale"]:
+        return [*lines, "- no LALE model learned at this budget: no front to place it on", ""]
     for model, axes in block["lale"].items():
         for key, v in axes.items():
             if v["on_front"]:
                 lines.append(f"- {model} is on the F1–{names[key]} front")
             else:
-                lines.append(
-                    f"- {model} is dominated on F1–{names[key]} by {', '.join(v['dominated_by'])}"
+                leads = v.get("f1_lead_pts", {})
+                who = ", ".join(
+                    f"{m} (+{leads[m]:.1f} pts)" if m in leads else m for m in v["dominated_by"]
                 )
+                lines.append(f"- {model} is dominated on F1–{names[key]} by {who}")
+    lines.append(
+        "- (mean test macro-F1 against each cost; a lead within the seed spread means the "
+        "two are tied on accuracy and the cheaper one wins that axis)"
+    )
     return [*lines, ""]
 
 
