@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 
 from lale import cli
 from lale.benchmark.claims import claim_line, claims, learned, pareto, protocol_changes
+from lale.benchmark.report import _pareto
 from lale.benchmark.statistics import (
     PAIRED,
     bootstrap_gap,
@@ -371,7 +372,11 @@ def test_pareto_names_who_dominates() -> None:
     rows = [_row("lale_x", "lale", [0.5, 0.5]), _row("better", "frontier", [0.6, 0.6])]
     rows[1]["gmacs"] = 0.5
     verdict = pareto(rows, 0.01)["lale"]["lale_x"]
-    assert verdict["gmacs"] == {"on_front": False, "dominated_by": ["better"]}
+    assert verdict["gmacs"]["on_front"] is False and verdict["gmacs"]["dominated_by"] == ["better"]
+    assert verdict["gmacs"]["f1_lead_pts"]["better"] == pytest.approx(10.0)
+    lines = "\n".join(_pareto(pareto(rows, 0.01)))
+    assert "lale_x is dominated on F1–GMACs by better (+10.0 pts)" in lines
+    assert "no LALE model learned" in "\n".join(_pareto(pareto(rows, 0.5)))
 
 
 # -- bad pairs --------------------------------------------------------------------------------
