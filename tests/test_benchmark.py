@@ -360,3 +360,21 @@ def test_presets_name_registered_models() -> None:
         for name in preset.models:
             model_kwargs(name)
     assert PRESETS["quick"].seeds == 3 and PRESETS["quick"].synthetic is not None
+
+
+def test_the_frontier_preset_weighs_lale_against_every_frontier_model() -> None:
+    from lale.benchmark import PRESETS
+    from lale.models.registry import get_entry, list_models
+
+    quick, frontier = PRESETS["quick"], PRESETS["frontier"]
+    assert frontier.models[:2] == ("lale_s1", "lale_s2")
+    assert set(frontier.models[2:]) == set(list_models(family="frontier"))
+    assert all(get_entry(n).family == "frontier" for n in frontier.models[2:])
+    # The quick preset's data, recipe and budget: lale_s1's runs are the same runs.
+    assert (frontier.synthetic, frontier.recipe, frontier.budget, frontier.seeds) == (
+        quick.synthetic,
+        quick.recipe,
+        quick.budget,
+        quick.seeds,
+    )
+    assert frontier.protocol.bn_stats == "recompute" and "minutes" in frontier.expected

@@ -165,7 +165,7 @@ def benchmark_command(
         model_kwargs(entry.model)  # an unknown name fails before data is generated
     if data is None:
         if chosen is None or chosen.synthetic is None:
-            raise fail("give --data (only --preset quick generates its own data)")
+            raise fail("give --data (only --preset quick and frontier generate their own data)")
         data = ensure_synthetic(out / "data", chosen.synthetic)
     shared = _model_args(model_arg)
     entries = tuple(Entry(e.label, e.model, dict(shared)) for e in parse_models(names))
