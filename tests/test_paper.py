@@ -89,7 +89,11 @@ def test_every_frontier_network_is_counted_at_its_papers_size(printed: tuple[str
     assert "The frontier" in stdout
     for row in rows:
         assert row["error"] is None and row["within_tolerance"], row
-        assert abs(row["params_diff_pct"]) <= 5 and abs(row["gmacs_diff_pct"]) <= 5, row
+        assert abs(row["params_diff_pct"]) <= 5, row  # the bound on parameters
+        # G within 5 %, or a wider bound only with the reason printed under the table.
+        bound = row["gmacs_tolerance_pct"] or 5
+        assert abs(row["gmacs_diff_pct"]) <= bound, row
+        assert bound == 5 or (row["gmacs_note"] and row["gmacs_note"] in " ".join(stdout.split()))
         assert row["convention"] and row["classes"] > 0 and len(row["input"]) == 2
         assert row["model"] in stdout
     b0 = next(r for r in rows if r["model"] == "efficientvit_seg_b0")
@@ -104,3 +108,4 @@ def test_frontier_rows_name_registered_models_with_their_configuration() -> None
     ade = [r for r in table.rows if r.model == "efficientvit_seg_b1" and r.dataset == "ADE20K"]
     assert len(ade) == 1 and dict(ade[0].kwargs) == {"final_expand": 0}
     assert all(r.tolerance_pct == 5 for r in table.rows)
+    assert all(r.gmacs_tolerance == 5 or r.gmacs_note for r in table.rows)

@@ -94,6 +94,8 @@ QUICK_DATA = SyntheticData(train=480, val=32, test=48, size=128)
 FRONTIER_MODELS = (
     "lale_s1",
     "lale_s2",
+    "topformer_t",
+    "topformer_s",
     "efficientvit_seg_b0",
     "efficientvit_seg_b1",
     "unetformer",

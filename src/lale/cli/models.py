@@ -132,6 +132,9 @@ def paper_command(
     for table in paper_tables(comparison):
         out.print(table)
     out.print(frontier_table(frontier))
+    for count in frontier.rows:
+        if count.row.gmacs_note:
+            out.print(f"{escape(count.row.label)}: {escape(count.row.gmacs_note)}")
     if json_path is not None:
         data = {**comparison.to_dict(), "frontier": frontier.to_dict()}
         write_json_atomic(json_path, data)
