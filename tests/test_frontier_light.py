@@ -29,15 +29,28 @@ from lale.profiling.counting import count_macs, count_parameters, meta_weights
 from lale.run_config import RunConfig
 from lale.runs import save_run
 
-MODELS = ("topformer_t", "topformer_s")
+MODELS = ("topformer_t", "topformer_s", "seaformer_t", "seaformer_s")
 # Pinned at num_classes=7, in_channels=3: a change means the architecture changed.
-PARAM_COUNTS = {"topformer_t": 1_371_207, "topformer_s": 3_007_063}
-GMACS_256 = {"topformer_t": 0.1142, "topformer_s": 0.2491}
+PARAM_COUNTS = {
+    "topformer_t": 1_371_207,
+    "topformer_s": 3_007_063,
+    "seaformer_t": 1_653_447,
+    "seaformer_s": 3_971_671,
+}
+GMACS_256 = {
+    "topformer_t": 0.1142,
+    "topformer_s": 0.2491,
+    "seaformer_t": 0.1271,
+    "seaformer_s": 0.2409,
+}
 # (name, classes, input, published params, published G, ours: params, GMACs, mmcv-style G).
-# TopFormer: Zhang et al. (CVPR 2022) Table 1, ADE20K at 512×512.
+# TopFormer: Zhang et al. (CVPR 2022) Table 1; SeaFormer: Wan et al. (ICLR 2023) and the authors'
+# README; both ADE20K (150 classes) at 512×512.
 PUBLISHED = [
     ("topformer_t", 150, 512, 1.4e6, 0.6, 1_389_654, 0.5341, 0.5765),
     ("topformer_s", 150, 512, 3.1e6, 1.2, 3_034_662, 1.1123, 1.1646),
+    ("seaformer_t", 150, 512, 1.7e6, 0.6, 1_667_318, 0.5626, 0.6080),
+    ("seaformer_s", 150, 512, 4.0e6, 1.1, 3_990_118, 1.0309, 1.0876),
 ]
 
 

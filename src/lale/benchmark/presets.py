@@ -96,6 +96,8 @@ FRONTIER_MODELS = (
     "lale_s2",
     "topformer_t",
     "topformer_s",
+    "seaformer_t",
+    "seaformer_s",
     "efficientvit_seg_b0",
     "efficientvit_seg_b1",
     "unetformer",

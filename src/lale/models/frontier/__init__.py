@@ -6,4 +6,4 @@ built here from its paper and its published configuration, offline, and takes an
 any input size. How each compares with its paper's parameter and MAC counts: docs/baselines.md.
 """
 
-from lale.models.frontier import efficientvit_seg, topformer, unetformer  # noqa: F401
+from lale.models.frontier import efficientvit_seg, seaformer, topformer, unetformer  # noqa: F401

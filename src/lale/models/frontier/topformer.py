@@ -261,7 +261,7 @@ class SimpleHead(nn.Module):
             nn.BatchNorm2d(width),
             nn.ReLU(),
         )
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout2d(dropout)  # mmseg's decode heads drop whole channels
         self.classifier = nn.Conv2d(width, num_classes, 1)
 
     def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
