@@ -182,3 +182,13 @@ def test_every_frontier_network_exports_and_predicts_from_its_onnx_file(
     assert (got == want).mean() > 0.999
     metadata = json.loads((tmp_path / "e" / "scene_areas.json").read_text())
     assert metadata["valid_pixels"] == 150 * 170
+
+
+def test_lale_models_lists_every_frontier_network() -> None:
+    result = CliRunner().invoke(app, ["models", "--family", "frontier"])
+    assert result.exit_code == 0, result.output
+    names = set(list_models(family="frontier"))
+    assert {"topformer_t", "topformer_s", "seaformer_t", "seaformer_s"} <= names
+    assert "unetformer" in names and "efficientvit_seg_b0" in names
+    for name in names:
+        assert name in result.output
