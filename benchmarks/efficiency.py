@@ -92,11 +92,12 @@ def frontier_models() -> list[str]:
 
 def edge_measurements(
     models: Sequence[str], size: int, rounds: int, work: Path
-) -> dict[str, dict[str, float | int]]:
+) -> dict[str, dict[str, float | int | str]]:
     """Per model: 1-thread ONNX Runtime batch-1 latency (s) and fp32/static-int8 sizes (bytes).
 
     Every model is built with seeded random weights, saved as a run, exported and checked by
     lale's exporter; the sessions then run interleaved, ``rounds`` rounds, median per model.
+    A model the exporter refuses is recorded with its one-line reason (``export_error``).
     """
     import numpy as np
     import onnxruntime as ort
@@ -104,6 +105,7 @@ def edge_measurements(
     from lale.data.schema import ARAS400K
     from lale.inference.onnx.calibration import Calibration
     from lale.inference.onnx.export import export_onnx
+    from lale.inference.onnx.io import ExportError
     from lale.inference.onnx.static import quantize_static_int8
     from lale.models import create_model
     from lale.run_config import RunConfig
@@ -112,13 +114,21 @@ def edge_measurements(
     rng = np.random.default_rng(0)
     patches = rng.standard_normal((16, 3, size, size), dtype=np.float32)
     calibration = Calibration(patches, work / "random", "train", 16, size, 0)
-    out: dict[str, dict[str, float | int]] = {}
+    out: dict[str, dict[str, float | int | str]] = {}
     sessions = {}
     for name in models:
         torch.manual_seed(0)
         config = RunConfig.from_schema(name, ARAS400K)
         run = save_run(work / name, create_model(name, len(ARAS400K.names), 3), config)
-        fp32 = export_onnx(run, run / "model.onnx", shapes=((1, size, size), (1, size - 31, size)))
+        try:
+            fp32 = export_onnx(
+                run, run / "model.onnx", shapes=((1, size, size), (1, size - 31, size))
+            )
+        except ExportError as err:
+            reason = str(err).split(". ")[0][:160]
+            out[name] = {"export_error": reason}
+            print(f"not exported {name}: {reason}")
+            continue
         int8 = quantize_static_int8(fp32.path, calibration, run / "model.int8.onnx")
         out[name] = {"onnx_bytes": fp32.size_bytes, "static_int8_bytes": int8.size_bytes}
         options = ort.SessionOptions()
@@ -140,7 +150,9 @@ def edge_measurements(
     return out
 
 
-def edge_markdown(run: ProfileRun, edge: dict[str, dict[str, float | int]], focus: str) -> str:
+def edge_markdown(
+    run: ProfileRun, edge: dict[str, dict[str, float | int | str]], focus: str
+) -> str:
     """The edge columns per model, with ratios against ``focus`` (> 1: ``focus`` better)."""
     if focus not in edge:
         return f"{focus} was not measured at the edge.\n"
@@ -152,16 +164,23 @@ def edge_markdown(run: ProfileRun, edge: dict[str, dict[str, float | int]], focu
     ]
     for name, e in edge.items():
         p = run.get(name)
+        if "export_error" in e:
+            reason = str(e["export_error"]).replace("|", "/")
+            lines.append(
+                f"| `{name}` | {p.family} | {format_number(p.params / 1e6)} | "
+                f"{format_number(p.gmacs)} | not exported: {reason} | — | — | — | — |"
+            )
+            continue
         cells = [
             f"`{name}`",
             p.family,
             format_number(p.params / 1e6),
             format_number(p.gmacs),
-            f"{e['ort_latency_s'] * 1e3:.1f}",
-            f"{e['onnx_bytes'] / 1e6:.2f}",
-            f"{e['static_int8_bytes'] / 1e6:.2f}",
-            format_ratio(e["ort_latency_s"] / mine["ort_latency_s"]),
-            format_ratio(e["static_int8_bytes"] / mine["static_int8_bytes"]),
+            f"{float(e['ort_latency_s']) * 1e3:.1f}",
+            f"{float(e['onnx_bytes']) / 1e6:.2f}",
+            f"{float(e['static_int8_bytes']) / 1e6:.2f}",
+            format_ratio(float(e["ort_latency_s"]) / float(mine["ort_latency_s"])),
+            format_ratio(float(e["static_int8_bytes"]) / float(mine["static_int8_bytes"])),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -245,7 +264,7 @@ def report_markdown(
     run: ProfileRun,
     command: str,
     focus: str = FOCUS,
-    edge: dict[str, dict[str, float | int]] | None = None,
+    edge: dict[str, dict[str, float | int | str]] | None = None,
 ) -> str:
     """The full markdown report: context and table, then the ``focus`` summaries."""
     reference = run.reference or "the reference"

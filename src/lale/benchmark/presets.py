@@ -123,8 +123,8 @@ PRESETS: dict[str, Preset] = {
         recipe=QUICK_RECIPE,
         synthetic=QUICK_DATA,
         expected=(
-            "about 20 minutes on a 2-core CPU for the 15 runs (16 with lale_s1's three reused "
-            "from the quick preset's folder)"
+            "about 33 minutes on a 2-core CPU for the 27 runs (lale_s1's three can be reused "
+            "from the quick preset's folder with --data OUT/data)"
         ),
     ),
     "paper": Preset(
