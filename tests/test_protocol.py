@@ -442,3 +442,17 @@ def test_benchmark_takes_skip_bad_pairs(models: None, bad_data: Path, tmp_path: 
     assert result.exit_code == 0, result.output
     assert "skipped 1 bad image/mask pairs" in result.stdout
     assert list(out.glob("runs/p_lale/*/seed_0/skipped_pairs.json"))
+
+
+def test_one_seed_claims_name_no_test_over_seeds() -> None:
+    rows = [_row("lale_x", "lale", [0.60]), _row("rival", "baseline", [0.70])]
+    (claim,) = claims(rows, None, majority=0.1, protocol="p")
+    line = claim_line(claim)
+    assert claim["verdict"] == "untested"  # no bootstrap data: nothing to decide on
+    assert line.startswith("lale_x vs rival [p]: untested: F1 -10.0 pts (no test: one seed);")
+    assert "over seeds" not in line
+    claim["bootstrap"] = {"available": True, "low": -0.12, "high": -0.08}
+    claim["verdict"] = "behind"
+    line = claim_line(claim)
+    assert line.startswith("lale_x vs rival [p]: behind (on the test-image bootstrap alone): F1")
+    assert "over seeds" not in line and "test-image bootstrap [-12.0, -8.0]" in line

@@ -222,8 +222,12 @@ def claim_line(claim: dict[str, Any]) -> str:
         )
     gap = Gap.from_dict(claim["f1_gap"])
     test = "paired" if gap.test.startswith("paired") else "Welch"
-    parts = [f"{claim['verdict']}: F1 {gap.describe()} ({test} over seeds)"]
     boot = claim.get("bootstrap") or {}
+    if gap.low is None:  # one seed: no test over seeds; a verdict rests on the test images
+        basis = " (on the test-image bootstrap alone)" if boot.get("available") else ""
+        parts = [f"{claim['verdict']}{basis}: F1 {gap.describe()}"]
+    else:
+        parts = [f"{claim['verdict']}: F1 {gap.describe()} ({test} over seeds)"]
     if boot.get("available"):
         parts.append(f"test-image bootstrap [{boot['low'] * 100:+.1f}, {boot['high'] * 100:+.1f}]")
     parts.append(claim["curve"]["text"])
