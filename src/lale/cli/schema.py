@@ -95,6 +95,8 @@ def init_command(
 
 def register(app: typer.Typer) -> None:
     """Add ``lale schema init`` to ``app``."""
-    group = typer.Typer(help="Class schemas: write one from a dataset's masks.")
+    group = typer.Typer(
+        help="Class schemas: write one from a dataset's masks.", rich_markup_mode=None
+    )
     add_command(group, "init", init_command)
     app.add_typer(group, name="schema")
