@@ -49,3 +49,27 @@ def test_help_shows_every_word_of_the_source(path: tuple[str, ...]) -> None:
     for text in texts:
         for paragraph in text.split("\n\n"):
             assert _words(paragraph) in shown, f"lale {' '.join(path)} --help lost: {paragraph!r}"
+
+
+def _states_default(option: Any, context: Any) -> bool:
+    if option.required or (option.is_flag and not option.secondary_opts and not option.default):
+        return True  # required, or a plain on/off switch that is off unless given
+    record = option.get_help_record(context)  # the help line as --help prints it
+    text = "" if record is None else record[1]
+    return (
+        "[default:" in text
+        or re.search(r"\[[^\]]+\]", option.help or "") is not None
+        or ("(default:" in (option.help or ""))
+    )
+
+
+@pytest.mark.parametrize("path", [p for p, _ in COMMANDS], ids=lambda p: " ".join(p) or "lale")
+def test_every_option_states_its_default(path: tuple[str, ...]) -> None:
+    command = dict(COMMANDS)[path]
+    context = command.context_class(command, info_name=" ".join(path) or "lale")
+    silent = [
+        max(p.opts, key=len)
+        for p in command.params
+        if p.param_type_name == "option" and p.name != "help" and not _states_default(p, context)
+    ]
+    assert not silent, f"lale {' '.join(path)}: no default stated for {silent}"

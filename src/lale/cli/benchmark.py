@@ -28,36 +28,46 @@ def benchmark_command(
         str | None, typer.Option(help="Comma-separated model names [the preset's].")
     ] = None,
     seeds: Annotated[int | None, typer.Option(min=1, help="Seeds 0..K-1 [3].")] = None,
-    epochs: Annotated[int | None, typer.Option(min=1, help="Budget: epochs per run.")] = None,
+    epochs: Annotated[
+        int | None, typer.Option(min=1, help="Budget: epochs per run [the preset's budget].")
+    ] = None,
     steps: Annotated[
-        int | None, typer.Option(min=1, help="Budget: optimizer steps per run.")
+        int | None,
+        typer.Option(min=1, help="Budget: optimizer steps per run [the preset's budget]."),
     ] = None,
     minutes: Annotated[
-        float | None, typer.Option(min=0.01, help="Budget: wall-clock minutes per run.")
+        float | None,
+        typer.Option(min=0.01, help="Budget: wall-clock minutes per run [the preset's budget]."),
     ] = None,
     ablation: Annotated[
         AblationOption | None,
-        typer.Option(help="Variants of one LALE model (the first of --models) instead."),
+        typer.Option(help="Variants of one LALE model (the first of --models) instead [none]."),
     ] = None,
     preset: Annotated[
         PresetOption | None,
         typer.Option(
             help="quick (embedded data, CPU), frontier (LALE against the light models, CPU) "
-            "or paper (ARAS400k, GPU)."
+            "or paper (ARAS400k, GPU) [none: give --models, --data and a budget]."
         ),
     ] = None,
     lale: Annotated[
         str | None, typer.Option(help="The LALE model the claims are about [the first].")
     ] = None,
-    batch_size: Annotated[int | None, typer.Option(min=1, help="Samples per step.")] = None,
-    crop_size: Annotated[int | None, typer.Option(min=32, help="Training crop side.")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(min=1, help="Samples per step [the preset's, else 24].")
+    ] = None,
+    crop_size: Annotated[
+        int | None, typer.Option(min=32, help="Training crop side [the preset's, else 256].")
+    ] = None,
     samples_per_epoch: Annotated[
         int | None, typer.Option(min=1, help="Training crops per epoch [one per image].")
     ] = None,
-    lr: Annotated[float | None, typer.Option(min=0.0, help="AdamW learning rate.")] = None,
+    lr: Annotated[
+        float | None, typer.Option(min=0.0, help="AdamW learning rate [the preset's, else 0.001].")
+    ] = None,
     model_arg: Annotated[
         list[str] | None,
-        typer.Option(help="Option key=value given to every model (repeatable)."),
+        typer.Option(help="Option key=value given to every model (repeatable) [none]."),
     ] = None,
     curve: Annotated[
         int | None,
@@ -79,7 +89,7 @@ def benchmark_command(
         TuneOption | None,
         typer.Option(
             help="lr: tune each model's learning rate on the validation split at a share of "
-            "the budget; the report gives both one-recipe and tuned results.",
+            "the budget; the report gives both one-recipe and tuned results [off: one recipe].",
         ),
     ] = None,
     lr_grid: Annotated[

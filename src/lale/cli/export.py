@@ -58,7 +58,8 @@ def export_command(
         Int8Kind | None,
         typer.Option(
             help="static: weights and activations int8, calibrated on training crops; dynamic: "
-            "MatMul/Gemm weights only, no calibration data needed. Implies --int8."
+            "MatMul/Gemm weights only, no calibration data needed. Implies --int8 [static with "
+            "--int8]."
         ),
     ] = None,
     int8_out: Annotated[

@@ -53,7 +53,10 @@ def areas_command(
     map_path: Annotated[Path, typer.Argument(metavar="MAP", help="Class map (lale predict's).")],
     out: Annotated[Path, typer.Option(help="Output folder.")],
     zones: Annotated[
-        Path | None, typer.Option(help="Polygon layer of zones (GeoPackage, GeoJSON, …), any CRS.")
+        Path | None,
+        typer.Option(
+            help="Polygon layer of zones (GeoPackage, GeoJSON, …), any CRS [the whole map]."
+        ),
     ] = None,
     by: Annotated[
         str | None, typer.Option(help="Field naming the zones (default: their position).")

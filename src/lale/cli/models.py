@@ -24,7 +24,7 @@ def _registry_names(family: Literal["lale", "baseline", "frontier"] | None = Non
 def models_command(
     size: Annotated[int, typer.Option(min=32, help="Input height = width for GMACs.")] = 256,
     family: Annotated[
-        Literal["lale", "baseline", "frontier"] | None, typer.Option(help="Only this family.")
+        Literal["lale", "baseline", "frontier"] | None, typer.Option(help="Only this family [all].")
     ] = None,
 ) -> None:
     """List every registered model with its parameters and GMACs (one 1×3×size² input)."""
@@ -54,7 +54,8 @@ def profile_command(
         ),
     ] = None,
     json_path: Annotated[
-        Path | None, typer.Option("--json", help="Also write the results to this JSON file.")
+        Path | None,
+        typer.Option("--json", help="Also write the results to this JSON file [not written]."),
     ] = None,
     repeats: Annotated[int, typer.Option(min=1, help="Timed passes (median reported).")] = 10,
     warmup: Annotated[int, typer.Option(min=0, help="Untimed warm-up passes.")] = 3,
@@ -110,7 +111,8 @@ def profile_command(
 
 def paper_command(
     json_path: Annotated[
-        Path | None, typer.Option("--json", help="Also write the comparison to this JSON file.")
+        Path | None,
+        typer.Option("--json", help="Also write the comparison to this JSON file [not written]."),
     ] = None,
 ) -> None:
     """Build every row of the paper's table by name: our params and GMACs beside the published.

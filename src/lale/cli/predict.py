@@ -59,13 +59,17 @@ def predict_command(
     ],
     out: Annotated[Path, typer.Option(help="Output folder.")],
     run: Annotated[
-        Path | None, typer.Option(help="Run directory (config.json, model.safetensors).")
+        Path | None,
+        typer.Option(
+            help="Run directory (config.json, model.safetensors) [give --run or --model]."
+        ),
     ] = None,
     model: Annotated[
         Path | None,
         typer.Option(
             "--model",
-            help="Exported ONNX file (lale export), used alone: no run directory, no PyTorch.",
+            help="Exported ONNX file (lale export), used alone: no run directory, no PyTorch "
+            "[give --run or --model].",
         ),
     ] = None,
     tile: Annotated[int, typer.Option(min=16, help="Window side fed to the model.")] = 256,
@@ -76,10 +80,14 @@ def predict_command(
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
     backend: Annotated[
         Literal["torch", "onnx"] | None,
-        typer.Option(help="With --run: torch (weights, the default) or onnx (RUN/model.onnx)."),
+        typer.Option(help="With --run: torch (weights) or onnx (RUN/model.onnx) [torch]."),
     ] = None,
     bands: Annotated[
-        str | None, typer.Option(help="1-based input bands in model order, e.g. 4,3,2.")
+        str | None,
+        typer.Option(
+            help="1-based input bands in model order, e.g. 4,3,2 [the run's bands for inputs "
+            "with as many bands as its training images, else 1..N for an N-band model]."
+        ),
     ] = None,
     blend: Annotated[
         Literal["uniform", "smooth"],
@@ -102,22 +110,27 @@ def predict_command(
     ] = False,
     vector: Annotated[
         Literal["gpkg", "geojson"] | None,
-        typer.Option(help="Also write the class map's polygons: NAME_classes.gpkg/.geojson."),
+        typer.Option(
+            help="Also write the class map's polygons: NAME_classes.gpkg/.geojson [no polygons]."
+        ),
     ] = None,
     min_area: Annotated[
         str | None,
         typer.Option(
-            help="With --vector: merge regions smaller than this first, e.g. 500m2 or 4px."
+            help="With --vector: merge regions smaller than this first, e.g. 500m2 or 4px [none]."
         ),
     ] = None,
     simplify: Annotated[
         float | None,
-        typer.Option(help="With --vector: simplification tolerance in map units."),
+        typer.Option(help="With --vector: simplification tolerance in map units [none]."),
     ] = None,
     scale: Annotated[
-        float | None, typer.Option(help="Override the run's scaling: (x + offset) / scale.")
+        float | None,
+        typer.Option(help="Override the run's scaling: (x + offset) / scale [the run's]."),
     ] = None,
-    offset: Annotated[float | None, typer.Option(help="Override the run's offset.")] = None,
+    offset: Annotated[
+        float | None, typer.Option(help="Override the run's offset [the run's].")
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar for large scenes.")] = True,
     recursive: Annotated[
         bool, typer.Option("--recursive", "-r", help="Look for images in subfolders too.")

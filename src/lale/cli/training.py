@@ -76,19 +76,22 @@ def _summary(console: Console, result: Any) -> None:
 
 def train_command(
     data: Annotated[
-        Path | None, typer.Option(help="Dataset root ({split}/{images,masks}).")
+        Path | None,
+        typer.Option(help="Dataset root ({split}/{images,masks}) [required unless --resume]."),
     ] = None,
-    out: Annotated[Path | None, typer.Option(help="Run directory to create.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Run directory to create [required unless --resume].")
+    ] = None,
     model: Annotated[str, typer.Option(help="Registered model name (lale models).")] = "lale_t",
     resume: Annotated[
-        Path | None, typer.Option(help="Continue this run directory where it stopped.")
+        Path | None, typer.Option(help="Continue this run directory where it stopped [a new run].")
     ] = None,
     epochs: Annotated[int | None, typer.Option(min=1, help="Maximum epochs [20].")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Samples per step and device.")] = 24,
     lr: Annotated[float, typer.Option(min=0.0, help="AdamW learning rate.")] = 1e-3,
     loss: Annotated[Literal["dice", "ce", "dice+ce"], typer.Option(help="Loss.")] = "dice",
     class_weights: Annotated[
-        str | None, typer.Option(help="'auto' (from the training masks) or w0,w1,...")
+        str | None, typer.Option(help="'auto' (from the training masks) or w0,w1,... [unweighted].")
     ] = None,
     crop_size: Annotated[int, typer.Option(min=32, help="Training crop side.")] = 256,
     samples_per_epoch: Annotated[
@@ -115,7 +118,7 @@ def train_command(
         Path | None,
         typer.Option(
             help="Initialise from this run directory, or from a .safetensors file of the same "
-            "architecture (fine-tuning)."
+            "architecture (fine-tuning) [random initialisation, or ImageNet with --pretrained]."
         ),
     ] = None,
     pretrained: Annotated[
@@ -127,7 +130,7 @@ def train_command(
         ),
     ] = False,
     model_arg: Annotated[
-        list[str] | None, typer.Option(help="Model option key=value (repeatable).")
+        list[str] | None, typer.Option(help="Model option key=value (repeatable) [none].")
     ] = None,
     precision: Annotated[
         str | None, typer.Option(help="Lightning precision [bf16-mixed on GPU, else 32-true].")
