@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -123,9 +123,41 @@ def _quiet(_: str) -> None:
 @contextmanager
 def _export_warnings() -> Iterator[None]:
     # Deprecation chatter from torch.export's pytree internals, not actionable here.
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _survivable_shape_suggestions():
         warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated")
         yield
+
+
+@contextmanager
+def _survivable_shape_suggestions() -> Iterator[None]:
+    """Keep torch.export's suggested-fix printer from ending the export.
+
+    When the first, strict attempt of ``torch.onnx.export`` meets shape guards it cannot prove
+    (SegFormer's overlapping patch embeddings, for one), torch builds a message with suggested
+    dimension fixes, and for some guards that builder itself fails an assertion ("Cannot create
+    Dim with inconsistent min"). The exporter's next strategies, which would succeed, then never
+    run. Here the builder falls back to a plain message for the duration of the export; the
+    graph is checked afterwards as every export is (dynamic axes and the parity check).
+    """
+    from torch.fx.experimental import symbolic_shapes
+
+    constraints = getattr(symbolic_shapes, "DimConstraints", None)
+    original = getattr(constraints, "prettify_results", None)
+    if constraints is None or original is None:
+        yield
+        return
+
+    def prettify(self: Any, *args: Any, **kwargs: Any) -> str:
+        try:
+            return str(original(self, *args, **kwargs))
+        except AssertionError as err:
+            return f"(torch could not suggest dimension fixes: {err})"
+
+    constraints.prettify_results = prettify
+    try:
+        yield
+    finally:
+        constraints.prettify_results = original
 
 
 def _pad_multiple(model: nn.Module) -> int | None:
