@@ -18,6 +18,7 @@ from lale.models import create_model
 from lale.profiling.counting import count_macs, count_parameters, meta_weights
 from lale.recipe import Recipe
 from lale.training.module import AUX_LOSS_WEIGHT, SegmentationTask, take_aux_logits
+from tests.batchnorm import randomise_batchnorm
 
 _torchvision_compat.install()
 pytest.importorskip("timm")
@@ -127,20 +128,6 @@ def test_training_step_adds_the_weighted_aux_loss() -> None:
     assert loss.item() > main.item()
 
 
-def _randomise_batchnorm(model: nn.Module, seed: int = 0) -> None:
-    """Non-trivial eval-mode statistics and affine terms, so BN is no identity in the check."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                c = m.num_features
-                assert m.running_mean is not None and m.running_var is not None
-                m.running_mean.copy_(0.1 * torch.randn(c, generator=g))
-                m.running_var.copy_(0.5 + torch.rand(c, generator=g))
-                m.weight.copy_(0.5 + torch.rand(c, generator=g))
-                m.bias.copy_(0.1 * torch.randn(c, generator=g))
-
-
 @pytest.mark.slow
 def test_unetformer_exports_to_onnx_without_its_aux_head(tmp_path: Path) -> None:
     from lale.inference.onnx.export import export_onnx
@@ -149,7 +136,7 @@ def test_unetformer_exports_to_onnx_without_its_aux_head(tmp_path: Path) -> None
 
     torch.manual_seed(0)
     model = create_model("unetformer", 7, 3, aux_head=True)
-    _randomise_batchnorm(model)
+    randomise_batchnorm(model)
     config = RunConfig.from_schema("unetformer", ARAS400K, model_overrides={"aux_head": True})
     run = save_run(tmp_path / "run", model, config)
     result = export_onnx(run)  # raises unless max |ONNX - PyTorch| < 1e-4 at odd sizes

@@ -31,6 +31,7 @@ from lale.models.registry import list_models
 from lale.profiling.counting import count_macs, count_parameters, meta_weights
 from lale.run_config import RunConfig
 from lale.runs import save_run
+from tests.batchnorm import randomise_batchnorm
 
 MODELS = ("topformer_t", "topformer_s", "seaformer_t", "seaformer_s")
 # Pinned at num_classes=7, in_channels=3: a change means the architecture changed.
@@ -132,20 +133,6 @@ def test_topformer_blocks_start_as_the_identity_and_take_any_size() -> None:
     assert core.pools == (16, 8, 4, 2)  # every level pooled to 1/64 by a whole kernel
 
 
-def _randomise_batchnorm(model: nn.Module, seed: int = 0) -> None:
-    """Non-trivial eval-mode statistics and affine terms, so BN is no identity in the checks."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                c = m.num_features
-                assert m.running_mean is not None and m.running_var is not None
-                m.running_mean.copy_(0.1 * torch.randn(c, generator=g))
-                m.running_var.copy_(0.5 + torch.rand(c, generator=g))
-                m.weight.copy_(0.5 + torch.rand(c, generator=g))
-                m.bias.copy_(0.1 * torch.randn(c, generator=g))
-
-
 def _classes(path: Path) -> np.ndarray:
     with rasterio.open(path) as src:
         return src.read(1)
@@ -159,7 +146,7 @@ def test_every_frontier_network_exports_and_predicts_from_its_onnx_file(
     pytest.importorskip("onnxruntime")
     torch.manual_seed(0)
     model = create_model(name, ARAS400K.num_classes, 3)
-    _randomise_batchnorm(model)
+    randomise_batchnorm(model)
     run = save_run(tmp_path / "run", model, RunConfig.from_schema(name, ARAS400K))
     runner = CliRunner()
     onnx_file = tmp_path / f"{name}.onnx"
