@@ -259,6 +259,40 @@ def test_16bit_rgba_pngs_and_stray_files_train(data: Path, tmp_path: Path) -> No
     _trained(tmp_path / "run")
     warnings = [ln for ln in result.output.splitlines() if ln.startswith("warning: skipped")]
     assert len(warnings) == 1 and "README.txt" in warnings[0] and "Thumbs.db" in warnings[0]
+    alpha = [ln for ln in result.output.splitlines() if "alpha band" in ln]
+    assert len(alpha) == 3, result.output  # one line per split, naming its images
+    train_images = sorted(p.name for p in root.glob("train/images/*.png"))
+    assert alpha[0].startswith("warning: train split: 8 images have an alpha band")
+    assert all(name in alpha[0] for name in train_images[:5]) and "and 3 more" in alpha[0], alpha
+
+
+@pytest.mark.parametrize("kind", ["png-image", "png-mask", "jpeg-image", "tif-image"])
+def test_a_truncated_file_is_one_line_before_the_run_directory_exists(
+    data: Path, tmp_path: Path, kind: str
+) -> None:
+    root = Path(shutil.copytree(data, tmp_path / "cut"))
+    suffix, role = kind.split("-")
+    folder = root / "val" / ("images" if role == "image" else "masks")
+    victim = sorted(folder.glob("*.png"))[-1]
+    if suffix != "png":  # re-encode the image as JPEG or GeoTIFF before cutting it
+        pixels = np.asarray(Image.open(victim).convert("RGB"))
+        victim.unlink()
+        victim = victim.with_suffix(f".{'jpg' if suffix == 'jpeg' else 'tif'}")
+        if suffix == "jpeg":
+            Image.fromarray(pixels).save(victim, quality=95)
+        else:
+            with rasterio.open(
+                victim, "w", driver="GTiff", width=64, height=64, count=3, dtype="uint8",
+                tiled=True, blockxsize=16, blockysize=16,
+            ) as dst:  # fmt: skip
+                dst.write(pixels.transpose(2, 0, 1))
+    whole = victim.read_bytes()
+    victim.write_bytes(whole[: len(whole) * 3 // 4])  # a copy cut short: the header survives
+    read_info(victim, role)  # the header alone does not show it
+    out = tmp_path / "run"
+    line = _error(runner.invoke(cli.app, _args(root, out)), 2)
+    assert victim.name in line and "truncated" in line, line
+    assert not out.exists()  # neither .lock nor config.json: nothing was written
 
 
 def test_read_errors_carry_their_root_cause() -> None:

@@ -15,6 +15,7 @@ command exits with. Anything else that escapes a command is a bug and shows its 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import ClassVar
 
@@ -41,9 +42,16 @@ EXIT_UNAVAILABLE = 3
 EXIT_INTERRUPTED = 130
 
 
+_OBJECT_REPR = re.compile(r" ?<[\w.]+ object at 0x[0-9a-fA-F]+>")
+"""An object's default repr (``<_io.BytesIO object at 0x7f…>``): an address, no information."""
+
+
 def one_line(text: object) -> str:
-    """``text`` with every run of whitespace, newlines included, folded into one space."""
-    return " ".join(str(text).split())
+    """``text`` with every run of whitespace, newlines included, folded into one space.
+
+    Default object reprs (``<_io.BytesIO object at 0x…>``) are dropped: they say nothing.
+    """
+    return " ".join(_OBJECT_REPR.sub("", str(text)).split())
 
 
 _NO_DETAIL = "see previous exception for details"

@@ -27,7 +27,16 @@ from lale.errors import (
     MissingDependencyError,
 )
 
-__all__ = ["EXIT_FAILURE", "EXIT_USAGE", "add_command", "fail", "progress_bar", "stderr", "stdout"]
+__all__ = [
+    "EXIT_FAILURE",
+    "EXIT_USAGE",
+    "add_command",
+    "fail",
+    "progress_bar",
+    "say_on",
+    "stderr",
+    "stdout",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -42,6 +51,15 @@ def stdout() -> Console:
 def stderr() -> Console:
     """The console for errors and progress bars."""
     return Console(stderr=True)
+
+
+def say_on(console: Console) -> Callable[[str], None]:
+    """A ``say`` for library code: each message printed as given (no markup) on one line."""
+
+    def say(message: str) -> None:
+        console.print(escape(message), soft_wrap=True)
+
+    return say
 
 
 def progress_bar(*, disable: bool = False) -> Progress:

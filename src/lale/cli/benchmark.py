@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 import typer
 from rich.markup import escape
 
-from lale.cli._common import add_command, fail, stderr, stdout
+from lale.cli._common import add_command, fail, say_on, stderr, stdout
 
 AblationOption = Literal["attention", "kernel", "norm-act", "decoder"]
 PresetOption = Literal["quick", "frontier", "paper"]
@@ -214,7 +214,7 @@ def benchmark_command(
         f"{budget.describe()}, into {escape(str(out))}",
         soft_wrap=True,
     )
-    results = run_benchmark(plan, progress=progress, console=stderr(), say=console.print)
+    results = run_benchmark(plan, progress=progress, console=stderr(), say=say_on(console))
     for row in results["models"]:
         f1 = row["macro_f1"]
         std = "" if f1["std"] is None else f" ± {f1['std']:.2%}"

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from lale.cli._common import add_command, stdout
+from lale.cli._common import add_command, say_on, stdout
 
 if TYPE_CHECKING:
     from lale.demo import DemoConfig
@@ -49,7 +49,7 @@ def demo_command(
         f"cover, {config.steps} steps each, on this machine ({torch.get_num_threads()} threads)",
         soft_wrap=True,
     )
-    results = run_demo(out, config, seeds=seeds, progress=progress, say=console.print)
+    results = run_demo(out, config, seeds=seeds, progress=progress, say=say_on(console))
     for line in headline(results):
         console.print(f"[bold]{escape(line)}[/]", soft_wrap=True)
     console.print(f"report: {escape(str(out / 'report.md'))}")

@@ -107,7 +107,10 @@ def areas_command(
     from lale.maps.zonal import zonal_areas
     from lale.maps.zones import read_zones
 
-    zone_list = read_zones(zones, by, cm.crs)
+    def warn(message: str) -> None:
+        stderr().print(escape(message), soft_wrap=True)
+
+    zone_list = read_zones(zones, by, cm.crs, warn)
     with _bar(f"{map_path.name} × {zones.name}", progress) as advance:
         result = zonal_areas(cm, zone_list, advance)
     for zone in result.zones:
@@ -199,11 +202,13 @@ def change_command(
             change_colours(colours), unit,
         )  # fmt: skip
         written = staged.commit()
-    _show_change(result, unit, map_b)
+    same_crs = a.crs == b.crs or b.crs is None
+    how = "resampled" if same_crs else f"reprojected from {b.crs.to_string()}"
+    _show_change(result, unit, map_b, how)
     _written(written)
 
 
-def _show_change(result: object, unit: str, map_b: Path) -> None:
+def _show_change(result: object, unit: str, map_b: Path, how: str) -> None:
     from rich.table import Table
 
     from lale.maps.change import ChangeResult
@@ -221,7 +226,11 @@ def _show_change(result: object, unit: str, map_b: Path) -> None:
     console.print(
         f"no data, left out: {nd['a_only']:,} px in A only, {nd['b_only']:,} in B only, "
         f"{nd['both']:,} in both"
-        + (f"; {escape(map_b.name)} resampled onto A's grid (nearest)" if result.resampled else ""),
+        + (
+            f"; {escape(map_b.name)} {escape(how)} onto A's grid (nearest)"
+            if result.resampled
+            else ""
+        ),
         soft_wrap=True,
     )
 

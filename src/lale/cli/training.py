@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import typer
 from rich.markup import escape
 
-from lale.cli._common import add_command, fail, progress_bar, stdout
+from lale.cli._common import add_command, fail, progress_bar, say_on, stdout
 from lale.cli.schema import SCHEMA_EXAMPLE_JSON, SCHEMA_EXAMPLE_YAML
 
 BnStatsOption = Literal["running", "recompute"]
@@ -186,7 +186,7 @@ def train_command(
         "max_steps": max_steps,
     }
     if resume is not None:
-        result = resume_run(resume, epochs, hardware, say=console.print)
+        result = resume_run(resume, epochs, hardware, say=say_on(console))
     else:
         if data is None or out is None:
             raise fail("give --data and --out (or --resume RUN_DIR)")
@@ -221,7 +221,7 @@ def train_command(
             skip_bad_pairs=skip_bad_pairs,
             **hardware,
         )
-        result = train(options, say=console.print)
+        result = train(options, say=say_on(console))
     _summary(console, result)
 
 

@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 from torch import Tensor
 from torch.utils.data import Dataset, get_worker_info
 
+from lale.data.complete import check_complete
 from lale.data.encoded import FileSource
 from lale.data.io import (
     IMAGE_SUFFIXES,
@@ -40,6 +41,7 @@ __all__ = [
     "Pair",
     "SegmentationDataset",
     "UnknownPixels",
+    "alpha_message",
     "bad_pairs_message",
     "scan_split",
     "skipped_message",
@@ -100,6 +102,17 @@ def bad_pairs_message(split: str, bad: Sequence[tuple[str, str]]) -> str:
     shown = "; ".join(why for _, why in bad[:_LIST])
     more = f"; … and {len(bad) - _LIST} more" if len(bad) > _LIST else ""
     return f"{split} split: skipped {len(bad)} bad image/mask pairs: {shown}{more}"
+
+
+def alpha_message(split: str, images: Sequence[Path]) -> str:
+    """One line naming the images of ``split`` whose alpha band is dropped (empty when none)."""
+    if not images:
+        return ""
+    return (
+        f"{split} split: {len(images)} images have an alpha band, which is dropped; their "
+        f"transparent pixels are ignored in the loss and the metrics: "
+        f"{_names([p.name for p in images])}"
+    )
 
 
 def skipped_message(skipped: Sequence[Path]) -> str:
@@ -247,6 +260,8 @@ class SegmentationDataset(Dataset[tuple[Tensor, Tensor]]):
             self._sizes = [None] * len(self.pairs)
         self.bad_pairs: list[tuple[str, str]] = []
         """``(sample name, what is wrong)`` of the pairs ``skip_bad`` left out."""
+        self.alpha_dropped: list[Path] = []
+        """Images whose alpha band is dropped (its transparent pixels become ignore)."""
         if check_headers and not is_shards(self.root):
             self._sizes = self._check_all(skip_bad)
         # Unknown pixels per file (-1: not counted yet), shared with DataLoader workers.
@@ -263,11 +278,16 @@ class SegmentationDataset(Dataset[tuple[Tensor, Tensor]]):
         """Sample names (file stems), in index order."""
         return [p.name for p in self.pairs]
 
-    def _check(self, i: int) -> tuple[int, int]:
-        """Check pair ``i``'s headers; return its ``(height, width)``."""
+    def _check(self, i: int, record: bool = False) -> tuple[int, int]:
+        """Check pair ``i``'s headers and completeness; return its ``(height, width)``.
+
+        ``record``: note an image whose alpha band is dropped in :attr:`alpha_dropped`.
+        """
         pair = self.pairs[i]
         image, mask = read_info(pair.image), read_info(pair.mask, "mask")
         check_image_info(pair.image, image, self.schema.image)
+        check_complete(pair.image)
+        check_complete(pair.mask, "mask")
         if (image.height, image.width) != (mask.height, mask.width):
             raise DataError(
                 pair.mask,
@@ -276,13 +296,15 @@ class SegmentationDataset(Dataset[tuple[Tensor, Tensor]]):
             )
         if mask.count not in (1, 3, 4):
             raise DataError(pair.mask, f"mask has {mask.count} bands; expected 1 or 3")
+        if record and image.alpha and image.count - 1 == self.schema.image.band_count:
+            self.alpha_dropped.append(pair.image)
         return image.height, image.width
 
     def _check_all(self, skip_bad: bool) -> list[tuple[int, int] | None]:
         kept, sizes = [], []
         for i, pair in enumerate(self.pairs):
             try:
-                sizes.append(self._check(i))
+                sizes.append(self._check(i, record=True))
                 kept.append(pair)
             except DataError as err:
                 if not skip_bad:

@@ -75,5 +75,20 @@ FileSource = Path | EncodedFile
 
 
 def source_path(src: FileSource) -> Path:
-    """The path that names ``src`` in messages."""
-    return src.path if isinstance(src, EncodedFile) else src
+    """The path that names ``src`` in messages.
+
+    A file inside a shard set is named by its chunk file, the item and its dataset path
+    (``SHARDS/val/chunk-0-0.bin (item 3: val/masks/a.png)``) where its store knows the chunk.
+    """
+    if not isinstance(src, EncodedFile):
+        return src
+    where = getattr(src.store, "where", None)
+    if where is None:
+        return src.path
+    chunk = Path(where(src.index))
+    inside = (
+        src.path.relative_to(chunk.parent.parent)
+        if chunk.parent.parent in src.path.parents
+        else src.path
+    )
+    return Path(f"{chunk} (item {src.index}: {inside})")

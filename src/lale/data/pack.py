@@ -23,13 +23,14 @@ from pathlib import Path
 import numpy as np
 
 from lale.atomic import write_json_atomic
+from lale.data.complete import check_complete
 from lale.data.encoded import FileSource, source_path
 from lale.data.folder import resolve_schema
 from lale.data.hf_parquet import is_parquet_source, parquet_splits
 from lale.data.io import check_image_info, read_info
 from lale.data.schema import ClassSchema, save_schema
 from lale.data.shards import FORMAT, INDEX, MANIFEST, ShardIndex, split_order
-from lale.errors import DataError, UsageError
+from lale.errors import DataError, UsageError, WorkFailedError, cause_text
 from lale.run_layout import DATASET_SCHEMA
 
 __all__ = ["PackSummary", "PackedSplit", "pack_dataset", "parse_shard_size"]
@@ -100,9 +101,11 @@ def _folder_samples(root: Path, split: str) -> list[Sample]:
 
 
 def _checked(image: FileSource, mask: FileSource, schema: ClassSchema) -> tuple[int, int]:
-    """The pair's size, after the checks a dataset makes of its headers."""
+    """The pair's size, after the checks a dataset makes of its headers and completeness."""
     info, mask_info = read_info(image), read_info(mask, "mask")
     check_image_info(image, info, schema.image)
+    check_complete(image)
+    check_complete(mask, "mask")
     if (info.height, info.width) != (mask_info.height, mask_info.width):
         raise DataError(
             source_path(mask),
@@ -182,6 +185,7 @@ def pack_dataset(
     Raises:
         DataError: Bad input (names the file); nothing is left at ``out``.
         UsageError: ``out`` is in the way.
+        WorkFailedError: Writing failed (a full disk, …); nothing is left at ``out``.
     """
     _check_out(out, source)
     parquet = is_parquet_source(source)
@@ -222,6 +226,11 @@ def pack_dataset(
         if out.exists():
             out.rmdir()
         stage.rename(out)
+    except OSError as err:  # a full disk, a lost mount, permissions: nothing is left at OUT
+        shutil.rmtree(stage, ignore_errors=True)
+        raise WorkFailedError(
+            f"{out}: writing the shards failed ({cause_text(err)}); nothing was written there"
+        ) from err
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise

@@ -27,6 +27,7 @@ __all__ = [
     "MANIFEST",
     "ShardIndex",
     "ShardStore",
+    "check_chunks",
     "is_shards",
     "read_index",
     "read_manifest",
@@ -121,6 +122,40 @@ def read_index(split_dir: Path) -> ShardIndex:
     return index
 
 
+LITDATA_INDEX = "index.json"
+"""LitData's own chunk index in each split folder."""
+
+
+def check_chunks(split_dir: Path, items: int) -> list[tuple[str, int]]:
+    """``(chunk file, items in it)`` from LitData's ``index.json``, each chunk checked on disk.
+
+    Every chunk the index lists must exist with the size it records, and the chunks together
+    must hold the ``items`` samples that ``lale-index.json`` names.
+
+    Raises:
+        DataError: The index is unreadable or malformed, or a chunk is missing or of another
+            size (names the file).
+    """
+    path = split_dir / LITDATA_INDEX
+    raw = _load(path)
+    try:
+        chunks = [
+            (str(c["filename"]), int(c["chunk_size"]), int(c["chunk_bytes"])) for c in raw["chunks"]
+        ]
+    except (KeyError, TypeError, ValueError) as err:
+        raise DataError(path, f"malformed LitData chunk index ({err!r})") from None
+    listed = sum(n for _, n, _ in chunks)
+    if listed != items:
+        raise DataError(path, f"lists {listed} items but {INDEX} names {items} samples")
+    for name, _, size in chunks:
+        chunk = split_dir / name
+        if not chunk.is_file():
+            raise DataError(chunk, "missing chunk file; not a complete shard set (rerun lale pack)")
+        if (actual := chunk.stat().st_size) != size:
+            raise DataError(chunk, f"chunk file is {actual} bytes but {LITDATA_INDEX} says {size}")
+    return [(name, n) for name, n, _ in chunks]
+
+
 class ShardStore:
     """The encoded files of one split's LitData chunks, read by item index.
 
@@ -133,13 +168,23 @@ class ShardStore:
         split_dir: The split's chunk folder.
     """
 
-    def __init__(self, split_dir: Path) -> None:
+    def __init__(self, split_dir: Path, chunks: list[tuple[str, int]] | None = None) -> None:
         self.split_dir = split_dir
+        self.chunks = chunks or []
         self._dataset: Any = None
         self._last: tuple[int, dict[str, Any]] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"split_dir": self.split_dir, "_dataset": None, "_last": None}
+        return {"split_dir": self.split_dir, "chunks": self.chunks, "_dataset": None, "_last": None}
+
+    def where(self, index: int) -> Path:
+        """The chunk file that holds item ``index`` (the split folder if the index is not known)."""
+        start = 0
+        for name, count in self.chunks:
+            if index < start + count:
+                return self.split_dir / name
+            start += count
+        return self.split_dir
 
     def read(self, index: int, key: str) -> bytes:
         if self._last is None or self._last[0] != index:
@@ -156,7 +201,8 @@ def shard_pairs(root: str | Path, split: str) -> tuple[list[Any], list[tuple[int
     """The image/mask pairs of ``split`` in shard set ``root``, and their sizes, in item order.
 
     Raises:
-        DataError: The split is not in the shard set, or its index is bad.
+        DataError: The split is not in the shard set, its indexes are bad, or a chunk file is
+            missing or of another size than its index records.
     """
     from lale.data.dataset import Pair
 
@@ -167,7 +213,7 @@ def shard_pairs(root: str | Path, split: str) -> tuple[list[Any], list[tuple[int
         raise DataError(root / split, f"no {split!r} split in the shard set (it has: {have})")
     split_dir = root / split
     index = read_index(split_dir)
-    store = ShardStore(split_dir)
+    store = ShardStore(split_dir, check_chunks(split_dir, len(index.names)))
     pairs = [
         Pair(
             name,

@@ -189,7 +189,9 @@ def load_model_file(path: str | Path, device: str = "cpu") -> tuple[Backend, Run
         device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` (onnxruntime's CUDA provider).
 
     Raises:
-        DataError: The file is missing, not ONNX, or carries no lale run config.
+        DataError: The file is missing, not ONNX, carries no lale run config (a model from
+            another tool), or its metadata is not valid JSON or disagrees with itself or with
+            the graph (see :func:`~lale.inference.onnx.io.check_lale_metadata`).
         BackendUnavailableError: onnxruntime is not installed.
     """
     path = Path(path)
@@ -203,16 +205,9 @@ def load_model_file(path: str | Path, device: str = "cpu") -> tuple[Backend, Run
         raise
     except Exception as err:  # onnxruntime's own errors derive from Exception only
         raise DataError(path, f"not a model onnxruntime can load ({cause_text(err)})") from err
-    stored = backend.metadata.get("run_config")
-    if not isinstance(stored, dict):
-        raise DataError(
-            path, "carries no lale run config in its metadata; export it with lale export"
-        )
-    try:
-        config = RunConfig.from_dict(stored)
-        config.image_spec()
-    except (ValueError, TypeError, KeyError) as err:
-        raise DataError(path, f"invalid run config in its metadata ({err})") from err
+    from lale.inference.onnx.io import check_lale_metadata
+
+    config = check_lale_metadata(path, backend)
     return backend, config
 
 

@@ -162,12 +162,37 @@ def _same_grid(a: ClassMap, b: ClassMap) -> bool:
     )
 
 
+def _bounds(m: ClassMap) -> tuple[float, float, float, float]:
+    from rasterio.transform import array_bounds
+
+    west, south, east, north = array_bounds(m.height, m.width, m.transform)
+    return west, south, east, north
+
+
+def _check_overlap(a: ClassMap, b: ClassMap) -> None:
+    """Raise :class:`DataError` when ``b`` covers no part of ``a`` (in ``a``'s CRS)."""
+    from rasterio.warp import transform_bounds
+
+    ax0, ay0, ax1, ay1 = _bounds(a)
+    bx0, by0, bx1, by1 = _bounds(b)
+    if b.crs is not None and a.crs is not None and b.crs != a.crs:
+        bx0, by0, bx1, by1 = transform_bounds(b.crs, a.crs, bx0, by0, bx1, by1, densify_pts=21)
+    if min(ax1, bx1) <= max(ax0, bx0) or min(ay1, by1) <= max(ay0, by0):
+        crs = "" if a.crs is None else f" in {a.crs.to_string()}"
+        raise DataError(
+            b.path,
+            f"does not overlap {a.path}: its extent{crs} is ({bx0:.6g}, {by0:.6g}, {bx1:.6g}, "
+            f"{by1:.6g}), A's is ({ax0:.6g}, {ay0:.6g}, {ax1:.6g}, {ay1:.6g})",
+        )
+
+
 def _open_b_on_a(src_b: Any, a: ClassMap, b: ClassMap) -> Any:
     from rasterio.enums import Resampling
     from rasterio.vrt import WarpedVRT
 
     if a.crs is None or b.crs is None:
         raise DataError(b.path, f"its grid differs from {a.path} and one of them has no CRS")
+    _check_overlap(a, b)
     return WarpedVRT(
         src_b,
         crs=a.crs,
@@ -213,8 +238,8 @@ def compare_maps(
         progress: Called with ``(rows done, rows)``.
 
     Raises:
-        DataError: Different classes, grids that cannot be matched, or values that are neither
-            a class nor 255.
+        DataError: Different classes, grids that cannot be matched or do not overlap, or values
+            that are neither a class nor 255.
     """
     import rasterio
     from rasterio.windows import Window

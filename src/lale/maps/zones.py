@@ -7,6 +7,7 @@ layer's extent) so that long straight edges follow the target projection.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,16 +51,38 @@ def _reproject(geoms: Any, src: Any, dst: Any) -> Any:
     return shapely.transform(geoms, move)
 
 
-def read_zones(path: Path, by: str | None, map_crs: Any) -> list[Zone]:
+def _polygonal(geom: Any) -> Any:
+    """The polygonal part of ``make_valid``'s answer (it may add lines and points); ``None``."""
+    import shapely
+
+    if shapely.get_type_id(geom) in (3, 6):
+        return geom
+    parts = [g for g in shapely.get_parts(geom) if shapely.get_type_id(g) in (3, 6)]
+    return shapely.union_all(parts) if parts else None
+
+
+def _names_listed(names: list[str], limit: int = 5) -> str:
+    shown = ", ".join(repr(n) for n in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def read_zones(
+    path: Path, by: str | None, map_crs: Any, warn: Callable[[str], None] | None = None
+) -> list[Zone]:
     """The zones of the layer at ``path``, named by field ``by``, in ``map_crs``.
+
+    Invalid polygons (self-intersecting rings, bow ties) are repaired with shapely's
+    ``make_valid``, keeping their polygonal part, and ``warn`` is told which zones they were.
 
     Args:
         path: A vector file GDAL reads (its first layer is used).
         by: The field naming each zone, or ``None`` to number them.
         map_crs: The map's CRS (rasterio CRS) or ``None``.
+        warn: Called with one line when zones were repaired.
 
     Raises:
-        DataError: Unreadable file, no such field, no polygons, or a CRS on one side only.
+        DataError: Unreadable file, no such field, a field that names two zones alike, no
+            polygons, or a CRS on one side only.
     """
     import numpy as np
     import pyogrio
@@ -84,6 +107,23 @@ def read_zones(path: Path, by: str | None, map_crs: Any) -> list[Zone]:
     kinds = set(shapely.get_type_id(geoms[~shapely.is_missing(geoms)]).tolist())
     if not kinds <= {3, 6, 7}:  # Polygon, MultiPolygon, GeometryCollection
         raise DataError(path, "holds geometries other than polygons; zones must be polygons")
+    names = [str(v) for v in columns[0]] if by else [str(i + 1) for i in range(len(geoms))]
+    if by is not None and len(set(names)) < len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise DataError(
+            path,
+            f"field {by!r} does not name one zone per feature: {_names_listed(twice)} "
+            f"{'is' if len(twice) == 1 else 'are'} used more than once (choose another --by)",
+        )
+    broken = np.flatnonzero(~(shapely.is_valid(geoms) | shapely.is_missing(geoms)))
+    if len(broken):
+        geoms = geoms.copy()
+        geoms[broken] = [_polygonal(shapely.make_valid(g)) for g in geoms[broken]]
+        if warn is not None:
+            warn(
+                f"warning: {path}: {len(broken)} zones had invalid polygons, repaired with "
+                f"shapely's make_valid: {_names_listed([names[i] for i in broken])}"
+            )
     zone_crs = meta.get("crs")
     if (zone_crs is None) != (map_crs is None):
         side = "the zones have a CRS and the map has none" if map_crs is None else "no CRS"
@@ -94,7 +134,6 @@ def read_zones(path: Path, by: str | None, map_crs: Any) -> list[Zone]:
         src, dst = pyproj.CRS.from_user_input(zone_crs), pyproj.CRS.from_wkt(map_crs.to_wkt())
         if not src.equals(dst):
             geoms = _reproject(geoms, src, dst)
-    names = [str(v) for v in columns[0]] if by else [str(i + 1) for i in range(len(geoms))]
     return [
         Zone(name, None if shapely.is_missing(g) or g.is_empty else g)
         for name, g in zip(names, np.asarray(geoms), strict=True)

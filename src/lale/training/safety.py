@@ -1,9 +1,10 @@
 """What keeps a training honest: data checks before it, a prompt stop on signals, a report after.
 
-:func:`check_data` builds every split (file headers checked) and fails when the class schema
-does not label the masks; :func:`stopping` turns SIGINT/SIGTERM and failed checkpoint writes
-into one-line errors that say what was kept and how to resume; :func:`report_unknown` prints
-each split's unknown mask colours once and records them in the run directory.
+:func:`check_data` builds every split (file headers and completeness checked) and fails when
+the class schema does not label the masks; :func:`stopping` turns SIGINT/SIGTERM and failed
+checkpoint writes into one-line errors that say what was kept and how to resume;
+:func:`report_unknown` prints each split's unknown mask colours once and records them in the
+run directory.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from lale.atomic import write_json_atomic
 from lale.data.audit import audit_labels, unknown_record, unknown_summary
-from lale.data.dataset import bad_pairs_message, skipped_message
+from lale.data.dataset import alpha_message, bad_pairs_message, skipped_message
 from lale.errors import EXIT_INTERRUPTED, LaleError, WorkFailedError
 from lale.run_layout import CHECKPOINT, UNKNOWN_COLOURS
 from lale.training.callbacks import CheckpointWriteError, SignalStop, StopOnSignal
@@ -47,6 +48,8 @@ def check_data(data: LandCoverDataModule, root: Path, max_unknown: float, say: S
             say(f"warning: {skipped_message(split.skipped)}")
         if split.bad_pairs:
             say(f"warning: {bad_pairs_message(name, split.bad_pairs)}")
+        if split.alpha_dropped:
+            say(f"warning: {alpha_message(name, split.alpha_dropped)}")
         where = root / name / "masks"
         audit_labels(split.pairs, data.schema, str(where), max_unknown)
 

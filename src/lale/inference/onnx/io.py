@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lale.atomic import staged_path
-from lale.errors import UnavailableError, WorkFailedError
+from lale.errors import DataError, UnavailableError, WorkFailedError
 from lale.inference.onnx.deepness import DEEPNESS_KEYS
 
 if TYPE_CHECKING:
@@ -31,6 +31,7 @@ __all__ = [
     "OUTPUT_NAME",
     "DataUnavailableError",
     "ExportError",
+    "check_lale_metadata",
     "decode_metadata",
     "graph_dims",
     "keep_torchvision_importable",
@@ -98,6 +99,60 @@ def decode_metadata(props: dict[str, str]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
+
+
+def check_lale_metadata(path: Path, backend: Any) -> RunConfig:
+    """The run config an exported file carries, after checking the file agrees with it.
+
+    Args:
+        path: The file (for messages).
+        backend: Its :class:`~lale.inference.onnx.backend.OnnxBackend`.
+
+    Raises:
+        DataError: No lale run config (a model written by another tool); a JSON value that
+            does not parse; ``num_classes``/``in_channels`` that differ from the run config;
+            or a graph whose input or output channels differ from it.
+    """
+    from lale.run_config import RunConfig
+
+    raw = dict(backend.session.get_modelmeta().custom_metadata_map)
+    if "run_config" not in raw:
+        raise DataError(
+            path,
+            "not written by lale export: its metadata carries no lale run config, so the "
+            "classes, bands and scaling it was trained with are unknown (export the run with "
+            "lale export)",
+        )
+    for key in sorted(JSON_KEYS & raw.keys()):
+        try:
+            json.loads(raw[key])
+        except json.JSONDecodeError as err:
+            raise DataError(
+                path, f"metadata {key!r} is not valid JSON ({err}); tampered?"
+            ) from None
+    try:
+        config = RunConfig.from_dict(backend.metadata["run_config"])
+        config.image_spec()
+    except (ValueError, TypeError, KeyError, AttributeError) as err:
+        raise DataError(path, f"invalid run config in its metadata ({err})") from err
+    for key, want in (("num_classes", config.num_classes), ("in_channels", config.in_channels)):
+        if key in backend.metadata and backend.metadata[key] != want:
+            raise DataError(
+                path,
+                f"metadata {key} is {backend.metadata[key]!r} but its run config says {want}; "
+                "tampered?",
+            )
+    shapes = {
+        "input": (backend.session.get_inputs()[0].shape, config.in_channels),
+        "output": (backend.session.get_outputs()[0].shape, config.num_classes),
+    }
+    for what, (shape, want) in shapes.items():
+        got = shape[1] if len(shape) == 4 else None
+        if isinstance(got, int) and got != want:
+            raise DataError(
+                path, f"the graph's {what} has {got} channels but its run config says {want}"
+            )
+    return config
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
