@@ -105,6 +105,18 @@ def export_command(
     tolerance: Annotated[
         float, typer.Option(min=0.0, help="Largest accepted |ONNX - PyTorch| logit difference.")
     ] = 1e-4,
+    clients: Annotated[
+        bool,
+        typer.Option(
+            "--clients",
+            help="Also write OUT with .clients.onnx for QGIS Deepness and GeoDeep: 8-bit "
+            "samples / 255 in, softmax probabilities out, scaling inside the graph, a fixed "
+            "tile (models trained on 8-bit imagery only).",
+        ),
+    ] = False,
+    clients_tile: Annotated[
+        int, typer.Option(min=32, help="Tile side of the .clients.onnx file's fixed input.")
+    ] = 256,
 ) -> None:
     """Export a run to ONNX (dynamic batch, height, width), checked against PyTorch.
 
@@ -117,6 +129,11 @@ def export_command(
     for target in (out, int8_out):
         if target is not None:
             check_output_file(target)
+    if clients:  # before the export: a run it cannot serve stops at once
+        from lale.inference.onnx.clients import check_clients
+        from lale.run_config import CONFIG_NAME, load_config
+
+        check_clients(load_config(run / CONFIG_NAME))
     kind: Int8Kind | None = (
         "dynamic" if int8_conv else int8_kind or ("static" if int8 or int8_out else None)
     )
@@ -155,6 +172,15 @@ def export_command(
         shape = "×".join(map(str, check.shape))
         say(f"  {shape:<16} {check.max_abs_diff:.2e}")
     say(f"  worst {result.worst:.2e} < {result.tolerance:g}: ok")
+    if clients:
+        from lale.inference.onnx.clients import client_path, export_clients
+
+        made = export_clients(run, client_path(result.path), tile=clients_tile)
+        say(
+            f"wrote {escape(str(made.path))}: for QGIS Deepness and GeoDeep, {made.tile}×"
+            f"{made.tile} tiles of 8-bit samples / 255 → probabilities, {_mb(made.size_bytes)}; "
+            f"max |Δ probability| vs PyTorch {made.max_abs_diff:.2e}"
+        )
     if kind is None:
         return
     q = _quantize(result.path, int8_out, kind, int8_conv, calib, calibration_method, parts)

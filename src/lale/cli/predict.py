@@ -187,6 +187,11 @@ def predict_command(
         from lale.inference.predict import load_model_file
 
         net, config = load_model_file(model, device)
+        side = getattr(net, "fixed_side", None)
+        if side is not None and tile > side:
+            raise fail(
+                f"--tile {tile}: {model} takes windows of at most {side} px; use --tile {side}"
+            )
     else:
         from lale.inference.predict import load_backend
         from lale.profiling.environment import resolve_device

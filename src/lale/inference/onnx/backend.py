@@ -4,7 +4,10 @@
 logits, edge-padding sides of 16 px or less itself as PyTorch would (docs/design.md#onnx-export).
 :func:`~lale.inference.onnx.io.read_metadata` decodes the run's metadata embedded in the file.
 numpy in, numpy out, and no PyTorch import: ``lale predict --model FILE.onnx`` runs on it alone
-(a PyTorch tensor is still accepted, and answered with one).
+(a PyTorch tensor is still accepted, and answered with one). A clients file
+(:mod:`lale.inference.onnx.clients`: ``v / 255`` in, probabilities out, a fixed tile) is run
+behind the same interface: the batch is mapped back to ``v / 255``, padded to the tile, and the
+log-probabilities returned, whose argmax and softmax are those of the logits.
 """
 
 from __future__ import annotations
@@ -100,6 +103,15 @@ class OnnxBackend:
         self.in_channels: int | None = channels if isinstance(channels, int) else None
         multiple = self.metadata.get("pad_multiple")
         self._multiple: int | None = multiple if isinstance(multiple, int) else None
+        sides: list[Any] = list(graph_input.shape[2:]) if len(graph_input.shape) == 4 else []
+        fixed = len(sides) == 2 and all(isinstance(v, int) for v in sides) and sides[0] == sides[1]
+        self.fixed_side: int | None = int(sides[0]) if fixed else None
+        """Side of the graph's fixed square input (a clients file), else ``None``."""
+        self.variant: str = str(self.metadata.get("variant", "default"))
+        """``"clients"`` (``v / 255`` in, probabilities out: :mod:`.clients`) or ``"default"``."""
+        self._to_unit: tuple[NDArray[np.float32], NDArray[np.float32]] | None = None
+        if self.variant == "clients":
+            self._to_unit = self._unit_map()
 
     @property
     def class_names(self) -> list[str] | None:
@@ -115,6 +127,36 @@ class OnnxBackend:
     def __repr__(self) -> str:
         model = self.metadata.get("model", "?")
         return f"OnnxBackend({str(self.path)!r}, model={model!r}, providers={self.providers})"
+
+    def _unit_map(self) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        """``(a, b)`` with ``v / 255 = a·n + b`` for a normalised input ``n`` (per channel)."""
+        meta = self.metadata
+        try:
+            mean = np.asarray(meta["mean"], np.float64).reshape(1, -1, 1, 1)
+            std = np.asarray(meta["std"], np.float64).reshape(1, -1, 1, 1)
+            scale, offset = float(meta["scale"]), float(meta["offset"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"{self.path.name}: clients file without its scaling ({err})") from err
+        a = std * scale / 255.0
+        b = (mean * scale - offset) / 255.0
+        return a.astype(np.float32), b.astype(np.float32)
+
+    def _fit_fixed(self, x: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Pad a window up to the graph's fixed side (reflect where it can, else replicate)."""
+        side = self.fixed_side
+        h, w = x.shape[-2:]
+        if side is None or (h, w) == (side, side):
+            return x
+        if h > side or w > side:
+            raise ValueError(
+                f"{self.path.name} takes windows of at most {side}×{side} px, got {h}×{w}; "
+                f"predict with --tile {side}"
+            )
+        pad_h, pad_w = side - h, side - w
+        widths = ((0, 0), (0, 0), (0, pad_h), (0, pad_w))
+        if pad_h < h and pad_w < w:
+            return np.pad(x, widths, mode="reflect")
+        return np.pad(x, widths, mode="edge")
 
     def _edge_pad(self, x: NDArray[np.float32]) -> tuple[NDArray[np.float32], int, int]:
         """Replicate-pad inputs too small to reflect, as the PyTorch model does."""
@@ -155,8 +197,16 @@ class OnnxBackend:
             raise ValueError(
                 f"{self.path.name} takes {self.in_channels} channels, got {array.shape[1]}"
             )
-        array, h, w = self._edge_pad(np.ascontiguousarray(array))
-        logits = self.session.run(None, {self.input_name: array})[0]
+        if self._to_unit is not None:  # a clients file: back to v / 255, probabilities out
+            a, b = self._to_unit
+            h, w = array.shape[-2:]
+            array = np.ascontiguousarray(self._fit_fixed(array * a + b), dtype=np.float32)
+            probabilities = self.session.run(None, {self.input_name: array})[0]
+            # log p differs from the logits by one shift per pixel: same argmax, same blend.
+            logits = np.log(np.maximum(probabilities, np.float32(1e-30)))
+        else:
+            array, h, w = self._edge_pad(np.ascontiguousarray(array))
+            logits = self.session.run(None, {self.input_name: array})[0]
         out = np.ascontiguousarray(logits[..., :h, :w])
         if tensor_device is None or torch_module is None:
             return out

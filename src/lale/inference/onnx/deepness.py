@@ -35,6 +35,8 @@ DEEPNESS_KEYS = frozenset(
         "tiles_overlap",
         "standardization_mean",
         "standardization_std",
+        "seg_thresh",
+        "seg_small_segment",
     }
 )
 """Deepness' own keys (besides ``class_names``, which lale writes in Deepness' form)."""
