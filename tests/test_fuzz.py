@@ -293,3 +293,175 @@ def test_found_by_fuzzing_config_schema_is_checked_on_load(
     assert result.exit_code == 2 and "Traceback" not in result.output
     (line,) = result.stderr.strip().splitlines()
     assert str(run / "config.json") in line
+
+
+# --- ONNX metadata ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def onnx_file(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("onnxruntime")
+    out = tmp_path_factory.mktemp("onnx") / "model.onnx"
+    result = runner.invoke(cli.app, ["export", "--run", str(run_dir), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@st.composite
+def metadata_edits(draw: st.DrawFn, props: dict[str, str]) -> dict[str, str | None]:
+    """Up to three keys of an exported file's metadata dropped, retyped, truncated or edited
+    inside the run config (``None``: the key is removed)."""
+    edits: dict[str, str | None] = {}
+    for _ in range(draw(st.integers(1, 3))):
+        key = draw(st.sampled_from(sorted(props)))
+        action = draw(st.sampled_from(["drop", "json", "truncate", "config"]))
+        if action == "drop":
+            edits[key] = None
+        elif action == "json":
+            edits[key] = json.dumps(draw(_json))
+        elif action == "truncate":
+            edits[key] = props[key][: draw(st.integers(0, max(0, len(props[key]) - 1)))]
+        else:
+            config = json.loads(props["run_config"])
+            _mutate(draw, config)
+            edits["run_config"] = json.dumps(config)
+    return edits
+
+
+def test_predict_model_with_any_metadata(onnx_file: Path, tmp_path: Path) -> None:
+    import onnx
+
+    proto = onnx.load(str(onnx_file))
+    props = {p.key: p.value for p in proto.metadata_props}
+    image = tmp_path / "in.png"
+    Image.fromarray(np.full((40, 36, 3), 90, np.uint8)).save(image)
+
+    @FUZZ
+    @given(edits=metadata_edits(props))
+    def check(edits: dict[str, str | None]) -> None:
+        changed = {k: v for k, v in {**props, **edits}.items() if v is not None}
+        del proto.metadata_props[:]
+        for key, value in changed.items():
+            proto.metadata_props.add(key=key, value=value)
+        with tempfile.TemporaryDirectory() as tmp:
+            model = Path(tmp) / "model.onnx"
+            onnx.save(proto, str(model))
+            out = Path(tmp) / "out"
+            args = ["predict", str(image), "--model", str(model), "--out", str(out)]
+            result = runner.invoke(cli.app, [*args, "--tile", "32", "--no-progress"])
+            check_outcome(result, out / "in_classes.png", out / "in_areas.json")
+
+    check()
+
+
+# --- zones files --------------------------------------------------------------------------
+
+
+@st.composite
+def zone_layers(draw: st.DrawFn) -> dict[str, Any]:
+    """Polygons with random vertices (often self-intersecting), empty ones, other geometry
+    types, names that may repeat, and a CRS or none."""
+    import shapely
+
+    x0, y0 = 500_000.0, 4_500_000.0
+    geoms: list[Any] = []
+    for _ in range(draw(st.integers(0, 4))):
+        kind = draw(st.sampled_from(["polygon", "polygon", "empty", "line", "point"]))
+        coords = [
+            (x0 + draw(st.integers(-20, 60)), y0 - draw(st.integers(-20, 60)))
+            for _ in range(draw(st.integers(3, 6)))
+        ]
+        if kind == "polygon":
+            geoms.append(shapely.Polygon(coords))
+        elif kind == "empty":
+            geoms.append(shapely.Polygon())
+        elif kind == "line":
+            geoms.append(shapely.LineString(coords))
+        else:
+            geoms.append(shapely.Point(coords[0]))
+    names = [draw(st.sampled_from(["a", "b", "c", "d"])) for _ in geoms]
+    crs = draw(st.sampled_from(["EPSG:32635", "EPSG:4326", None]))
+    return {"geoms": geoms, "names": names, "crs": crs, "by": draw(st.sampled_from(["name", None]))}
+
+
+def test_areas_with_any_zones(tmp_path: Path) -> None:
+    import pyogrio
+    import shapely
+
+    from tests.classmaps import write_class_map
+
+    classes = np.random.default_rng(0).integers(0, 3, (8, 8)).astype(np.uint8)
+    path = write_class_map(tmp_path / "map.tif", classes)
+
+    @FUZZ
+    @given(layer=zone_layers())
+    def check(layer: dict[str, Any]) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            zones = Path(tmp) / "zones.gpkg"
+            wkb = np.array(shapely.to_wkb(layer["geoms"]), dtype=object)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                pyogrio.raw.write(
+                    zones, wkb, [np.array(layer["names"], dtype=object)], ["name"],
+                    driver="GPKG", crs=layer["crs"], geometry_type="Unknown",
+                )  # fmt: skip
+            out = Path(tmp) / "out"
+            args = ["areas", str(path), "--zones", str(zones), "--out", str(out), "--no-progress"]
+            by = ["--by", layer["by"]] if layer["by"] else []
+            result = runner.invoke(cli.app, [*args, *by])
+            check_outcome(result, out / "map_zones.csv", out / "map_zones.json")
+
+    check()
+
+
+# --- shard indexes ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shard_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from lale.data.synthetic import write_dataset
+
+    root = tmp_path_factory.mktemp("fuzz-data")
+    write_dataset(root, train=2, val=2, test=3, size=32, seed=0)
+    out = tmp_path_factory.mktemp("fuzz-shards") / "shards"
+    result = runner.invoke(cli.app, ["pack", str(root), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@st.composite
+def index_edits(draw: st.DrawFn, lale_index: dict[str, Any], chunks: dict[str, Any]) -> Any:
+    """A mutated ``lale-index.json`` or LitData ``index.json`` (or random JSON for either)."""
+    which = draw(st.sampled_from(["lale-index.json", "index.json"]))
+    doc = copy.deepcopy(lale_index if which == "lale-index.json" else chunks)
+    if draw(st.integers(0, 5)) == 0:
+        return which, draw(_json)
+    target = doc
+    if which == "index.json" and draw(st.booleans()):
+        target = doc["chunks"][0]
+    elif which == "lale-index.json" and draw(st.booleans()):
+        key = draw(st.sampled_from(sorted(doc)))
+        if doc[key]:
+            doc[key][draw(st.integers(0, len(doc[key]) - 1))] = draw(_json)
+            return which, doc
+    _mutate(draw, target)
+    return which, doc
+
+
+def test_evaluate_on_shards_with_any_index(run_dir: Path, shard_set: Path) -> None:
+    lale_index = json.loads((shard_set / "test" / "lale-index.json").read_text())
+    chunks = json.loads((shard_set / "test" / "index.json").read_text())
+
+    @FUZZ
+    @given(edit=index_edits(lale_index, chunks))
+    def check(edit: tuple[str, Any]) -> None:
+        name, doc = edit
+        with tempfile.TemporaryDirectory() as tmp:
+            shards = Path(shutil.copytree(shard_set, Path(tmp) / "shards"))
+            (shards / "test" / name).write_text(json.dumps(doc))
+            scores = Path(tmp) / "scores.json"
+            args = ["evaluate", "--run", str(run_dir), "--data", str(shards), "--json", str(scores)]
+            result = runner.invoke(cli.app, args)
+            check_outcome(result, scores)
+
+    check()

@@ -61,6 +61,13 @@ def _polygonal(geom: Any) -> Any:
     return shapely.union_all(parts) if parts else None
 
 
+def _non_finite(geoms: Any) -> list[int]:
+    import numpy as np
+    import shapely
+
+    return [i for i, g in enumerate(geoms) if not np.isfinite(shapely.get_coordinates(g)).all()]
+
+
 def _names_listed(names: list[str], limit: int = 5) -> str:
     shown = ", ".join(repr(n) for n in names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
@@ -115,15 +122,6 @@ def read_zones(
             f"field {by!r} does not name one zone per feature: {_names_listed(twice)} "
             f"{'is' if len(twice) == 1 else 'are'} used more than once (choose another --by)",
         )
-    broken = np.flatnonzero(~(shapely.is_valid(geoms) | shapely.is_missing(geoms)))
-    if len(broken):
-        geoms = geoms.copy()
-        geoms[broken] = [_polygonal(shapely.make_valid(g)) for g in geoms[broken]]
-        if warn is not None:
-            warn(
-                f"warning: {path}: {len(broken)} zones had invalid polygons, repaired with "
-                f"shapely's make_valid: {_names_listed([names[i] for i in broken])}"
-            )
     zone_crs = meta.get("crs")
     if (zone_crs is None) != (map_crs is None):
         side = "the zones have a CRS and the map has none" if map_crs is None else "no CRS"
@@ -134,6 +132,23 @@ def read_zones(
         src, dst = pyproj.CRS.from_user_input(zone_crs), pyproj.CRS.from_wkt(map_crs.to_wkt())
         if not src.equals(dst):
             geoms = _reproject(geoms, src, dst)
+            coords = shapely.get_coordinates(geoms)
+            if not np.isfinite(coords).all():
+                lost = sorted({names[i] for i in _non_finite(geoms)})
+                raise DataError(
+                    path,
+                    f"zones {_names_listed(lost)} have coordinates that {src.name} cannot "
+                    "place in the map's CRS (outside its valid range?)",
+                )
+    broken = np.flatnonzero(~(shapely.is_valid(geoms) | shapely.is_missing(geoms)))
+    if len(broken):
+        geoms = geoms.copy()
+        geoms[broken] = [_polygonal(shapely.make_valid(g)) for g in geoms[broken]]
+        if warn is not None:
+            warn(
+                f"warning: {path}: {len(broken)} zones had invalid polygons, repaired with "
+                f"shapely's make_valid: {_names_listed([names[i] for i in broken])}"
+            )
     return [
         Zone(name, None if shapely.is_missing(g) or g.is_empty else g)
         for name, g in zip(names, np.asarray(geoms), strict=True)
