@@ -157,7 +157,7 @@ def test_geodeep_runs_the_clients_file_as_lale_does(
     # GeoDeep pastes the centres of tiles overlapping by the file's tiles_overlap (25 %: 16 px,
     # which lale blends instead), reads past the scene's edge as zeros (lale reflects) and
     # smooths its mask with a 5×5 median filter. An untrained network, whose classes hang on
-    # context, differs on many pixels that way (a trained one on about 1 %: docs/clients.md).
+    # context, differs on many pixels that way (a trained one on 0.3 %: benchmarks/clients.py).
     assert float(np.mean(mask == whole)) > 0.75
     features = json.loads(
         geodeep.segment(str(scene), str(clients), output_type="geojson", max_threads=1)

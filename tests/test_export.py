@@ -226,6 +226,7 @@ def test_deepness_keys_load_in_qgis(exported: Exported) -> None:
         for p in onnx.load(str(exported.fp32), load_external_data=False).metadata_props
     }
     loads = {k: json.loads(props[k]) for k in props if k in DEEPNESS_KEYS | {"class_names"}}
+    assert "seg_thresh" not in loads  # no threshold suits logits: --clients writes probabilities
     assert loads["model_type"] == "Segmentor"
     names = loads["class_names"]  # Deepness: keys are consecutive class indices
     assert [names[k] for k in sorted(names, key=int)] == list(ARAS400K.names)
@@ -240,7 +241,8 @@ def test_deepness_keys_load_in_qgis(exported: Exported) -> None:
     m, sd = (np.array(loads[k])[:, None] for k in ("standardization_mean", "standardization_std"))
     mean, std = (np.array(x)[:, None] for x in (config.mean, config.std))
     np.testing.assert_allclose((v / 255 - m) / sd, ((v + 0) / 255 - mean) / std)
-    assert set(DEEPNESS_KEYS) - {"resolution"} <= set(read_metadata(exported.int8))
+    clients_only = {"seg_thresh", "seg_small_segment"}  # lale export --clients writes them
+    assert set(DEEPNESS_KEYS) - {"resolution"} - clients_only <= set(read_metadata(exported.int8))
 
 
 def test_crash_while_writing_leaves_no_file(
