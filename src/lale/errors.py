@@ -111,16 +111,17 @@ class DataError(LaleError, ValueError):
     error. The offending path is also kept in :attr:`path`.
 
     Args:
-        path: The file or folder at fault.
+        path: The file, folder or URL at fault.
         problem: What is wrong with it; newlines are folded into spaces.
     """
 
     exit_code: ClassVar[int] = EXIT_USAGE
 
-    def __init__(self, path: str | Path, problem: str) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | Path | object, problem: str) -> None:
+        self.path = Path(str(path))
         self.problem = one_line(problem)
-        super().__init__(f"{self.path}: {self.problem}")
+        # str(path), not self.path: a URL keeps its "https://" (Path folds it to "https:/")
+        super().__init__(f"{path}: {self.problem}")
 
 
 class RunError(LaleError, ValueError):

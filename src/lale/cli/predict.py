@@ -12,6 +12,7 @@ directory or device exit before any input is read.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -24,16 +25,38 @@ if TYPE_CHECKING:
     from rich.progress import TaskID
     from rich.table import Table
 
+    from lale.inference.inputs import Source
     from lale.inference.predict import SceneResult
     from lale.progress import ProgressFn
 
 _BAR_MIN_WINDOWS = 16  # scenes with fewer windows finish too fast for a progress bar
 
 
-def _listing(paths: list[Path], most: int = 20) -> str:
+def _listing(paths: Sequence[Source], most: int = 20) -> str:
     """``paths`` joined by commas; past ``most``, a count of the rest."""
     shown = ", ".join(escape(str(p)) for p in paths[:most])
     return shown + (f" … and {len(paths) - most} more" if len(paths) > most else "")
+
+
+def _parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
+    if text is None:
+        return None
+    try:
+        w, s, e, n = (float(v) for v in text.split(","))
+    except ValueError:
+        raise fail(f"--bbox {text!r}: give four numbers, WEST,SOUTH,EAST,NORTH") from None
+    return (w, s, e, n)
+
+
+def _checked_crs(text: str) -> str:
+    from rasterio.crs import CRS
+    from rasterio.errors import CRSError
+
+    try:
+        CRS.from_user_input(text)
+    except CRSError:
+        raise fail(f"--bbox-crs {text!r} is not a CRS rasterio knows (e.g. EPSG:4326)") from None
+    return text
 
 
 def area_table(result: SceneResult) -> Table:
@@ -51,13 +74,14 @@ def area_table(result: SceneResult) -> Table:
 
 
 def predict_command(
-    inputs: Annotated[
-        list[Path],
-        typer.Argument(
-            help="PNG, JPEG or GeoTIFF files, folders of them, or quoted glob patterns."
-        ),
-    ],
     out: Annotated[Path, typer.Option(help="Output folder.")],
+    inputs: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="PNG, JPEG or GeoTIFF files, folders of them, quoted glob patterns, or raster "
+            "URLs (https://, s3://, gs://, az://, /vsi…) read by windows [none: give --stac]."
+        ),
+    ] = None,
     run: Annotated[
         Path | None,
         typer.Option(
@@ -131,6 +155,37 @@ def predict_command(
     offset: Annotated[
         float | None, typer.Option(help="Override the run's offset [the run's].")
     ] = None,
+    stac: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A STAC Item, ItemCollection or saved search (file or URL); each item is an "
+            "input named by its id. Repeatable [none]."
+        ),
+    ] = None,
+    assets: Annotated[
+        str | None,
+        typer.Option(
+            help="With --stac: bands in model order by asset key or eo:bands common name, "
+            "e.g. red,green,blue [give --assets or --asset]."
+        ),
+    ] = None,
+    asset: Annotated[
+        str | None,
+        typer.Option(
+            help="With --stac: one asset taken with all its bands, e.g. visual "
+            "[give --assets or --asset]."
+        ),
+    ] = None,
+    bbox: Annotated[
+        str | None,
+        typer.Option(
+            help="Predict only this box of a georeferenced input, WEST,SOUTH,EAST,NORTH, read "
+            "by windows [the whole input]."
+        ),
+    ] = None,
+    bbox_crs: Annotated[
+        str, typer.Option(help="CRS of --bbox, e.g. EPSG:32633 [longitude/latitude].")
+    ] = "EPSG:4326",
     progress: Annotated[bool, typer.Option(help="Show a progress bar for large scenes.")] = True,
     recursive: Annotated[
         bool, typer.Option("--recursive", "-r", help="Look for images in subfolders too.")
@@ -157,6 +212,7 @@ def predict_command(
     from lale.inference.inputs import expand_inputs
     from lale.inference.predict import PredictOptions, predict_scene
     from lale.inference.scene_outputs import planned_outputs
+    from lale.inference.stac import read_stac
     from lale.inference.vector_options import VectorOptions, parse_min_area
     from lale.output_paths import check_output_dir
 
@@ -177,6 +233,8 @@ def predict_command(
         confidence=confidence,
         probabilities=probabilities,
         vector=vector_options,
+        bbox=_parse_bbox(bbox),
+        bbox_crs=_checked_crs(bbox_crs),
     )
     if (run is None) == (model is None):
         raise fail("give the model as --run RUN or as --model FILE.onnx (one of them)")
@@ -202,7 +260,14 @@ def predict_command(
         raise fail(
             f"--bands gives {len(options.bands)} bands; the model takes {config.in_channels}"
         )
-    paths = expand_inputs(inputs, recursive)
+    if not inputs and not stac:
+        raise fail("give input files, URLs or --stac ITEM")
+    if not stac and (assets is not None or asset is not None):
+        raise fail("--assets and --asset pick the bands of --stac items")
+    paths: list[Source] = list(expand_inputs(inputs or [], recursive))
+    for href in stac or []:
+        names = None if assets is None else [a.strip() for a in assets.split(",") if a.strip()]
+        paths += read_stac(href, names, asset)
     base_names = dict(zip(paths, output_names(paths), strict=True))
     console = stdout()
     skipped = []
@@ -224,9 +289,9 @@ def predict_command(
     if skipped:
         console.print(f"skipped, outputs complete: {_listing(skipped)}", soft_wrap=True)
     bar = progress_bar(disable=not progress)
-    tasks: dict[Path, TaskID] = {}
+    tasks: dict[Source, TaskID] = {}
 
-    def advance(path: Path, done: int, total: int) -> None:
+    def advance(path: Source, done: int, total: int) -> None:
         if total < _BAR_MIN_WINDOWS:
             return
         if path not in tasks:
@@ -249,15 +314,15 @@ def predict_command(
             soft_wrap=True,
         )
 
-    def run_one(path: Path, _name: str, cb: ProgressFn | None) -> SceneResult:
+    def run_one(path: Source, _name: str, cb: ProgressFn | None) -> SceneResult:
         return predict_scene(path, out, net, config, options, name=base_names[path], progress=cb)
 
     with bar:
         report = predict_files(todo, run_one, advance, show)
     done, failed = len(report.results), len(report.failures)
     if failed:
-        names = ", ".join(escape(f.input.name) for f in report.failures)
-        errors.print(f"[bold red]{failed} of {done + failed} inputs failed:[/] {names}")
+        failed_names = ", ".join(escape(f.input.name) for f in report.failures)
+        errors.print(f"[bold red]{failed} of {done + failed} inputs failed:[/] {failed_names}")
         raise typer.Exit(EXIT_FAILURE)
     console.print(f"predicted {done} input{'s' if done != 1 else ''} into {escape(str(out))}")
 

@@ -28,6 +28,7 @@ from rasterio.transform import array_bounds
 from rasterio.warp import reproject, transform_bounds
 from rasterio.windows import Window
 
+from lale.data.remote import RemoteRaster, remote_problem
 from lale.errors import DataError, UsageError, cause_text
 
 Scaling = Literal["truecolor", "aras400k"]
@@ -55,13 +56,15 @@ class PrepareError(UsageError):
     """Invalid preparation options (bad input files raise :class:`~lale.errors.DataError`)."""
 
 
-def open_raster(path: Path) -> DatasetReader:
-    """Open ``path`` for reading, or raise :class:`~lale.errors.DataError` naming it."""
+def open_raster(path: Path | RemoteRaster) -> DatasetReader:
+    """Open ``path`` (a file or a URL) for reading, or raise :class:`~lale.errors.DataError`."""
     try:
         with warnings.catch_warnings():  # a missing CRS is reported by the caller
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            return rasterio.open(path)
+            return rasterio.open(str(path) if isinstance(path, RemoteRaster) else path)
     except (RasterioError, OSError) as err:
+        if isinstance(path, RemoteRaster):
+            raise DataError(path, remote_problem(err)) from None
         raise DataError(path, f"unreadable raster ({cause_text(err)})") from None
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lale.errors import DataError
 
 if TYPE_CHECKING:
+    from lale.inference.inputs import Source
     from lale.inference.predict import SceneResult
     from lale.progress import ProgressFn
 
@@ -21,7 +21,7 @@ __all__ = ["BatchReport", "Failure", "output_names", "predict_files"]
 class Failure:
     """An input that could not be predicted, with a one-line reason naming it."""
 
-    input: Path
+    input: Source
     message: str
 
 
@@ -33,7 +33,7 @@ class BatchReport:
     failures: list[Failure] = field(default_factory=list)
 
 
-def output_names(paths: Sequence[Path]) -> list[str]:
+def output_names(paths: Sequence[Source]) -> list[str]:
     """Base output name of each input: its stem, with ``-2``, ``-3`` … where a stem repeats."""
     seen: dict[str, int] = {}
     names = []
@@ -44,9 +44,9 @@ def output_names(paths: Sequence[Path]) -> list[str]:
 
 
 def predict_files(
-    paths: Sequence[Path],
-    run_predict: Callable[[Path, str, ProgressFn | None], SceneResult],
-    progress: Callable[[Path, int, int], None] | None = None,
+    paths: Sequence[Source],
+    run_predict: Callable[[Source, str, ProgressFn | None], SceneResult],
+    progress: Callable[[Source, int, int], None] | None = None,
     on_done: Callable[[SceneResult | Failure], None] | None = None,
 ) -> BatchReport:
     """Predict every input with ``run_predict(path, name, progress)``; failures are collected.

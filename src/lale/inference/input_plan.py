@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -29,7 +28,7 @@ Kind = Literal["8-bit", "DN", "reflectance"]
 Convert = Literal["raw", "tci8", "aras400k", "reflectance"]
 
 
-def _kind(path: Path, dtype: str) -> Kind:
+def _kind(path: object, dtype: str) -> Kind:
     dt = np.dtype(dtype)
     if dt == np.uint8:
         return "8-bit"

@@ -3,7 +3,8 @@
 A folder stands for the rasters and pictures inside it (``--recursive``: in its subfolders too);
 a pattern with ``*``, ``?`` or ``[`` that names no existing file is expanded by lale (``**``
 descends; a matched folder counts with ``--recursive`` only), so a quoted glob works as in the
-shell. The list keeps the order given, sorted within
+shell. A URL (``https://``, ``s3://``, ``gs://``, ``az://``, ``/vsi…``) is kept as it is and
+read by windows (:mod:`lale.data.remote`). The list keeps the order given, sorted within
 each folder or pattern, without repeats; an argument that matches nothing is an error.
 """
 
@@ -13,9 +14,14 @@ import glob
 from collections.abc import Sequence
 from pathlib import Path
 
+from lale.data.remote import RemoteRaster, is_remote
 from lale.errors import DataError
+from lale.inference.stac import StacInput
 
-__all__ = ["SCENE_SUFFIXES", "expand_inputs"]
+__all__ = ["SCENE_SUFFIXES", "Source", "expand_inputs"]
+
+Source = Path | RemoteRaster | StacInput
+"""An input of ``lale predict``: a local file, a remote raster or a STAC item's bands."""
 
 SCENE_SUFFIXES = frozenset({".tif", ".tiff", ".png", ".jpg", ".jpeg", ".jp2", ".vrt", ".img"})
 """Files a folder or a pattern contributes (case-insensitive); a file named directly is kept."""
@@ -43,16 +49,24 @@ def _folder(path: Path, recursive: bool) -> list[Path]:
     return found
 
 
-def expand_inputs(args: Sequence[str | Path], recursive: bool = False) -> list[Path]:
+def expand_inputs(
+    args: Sequence[str | Path | RemoteRaster], recursive: bool = False
+) -> list[Path | RemoteRaster]:
     """Input files of ``args``: files as given, folders and patterns expanded, no repeats.
+
+    URLs are kept as :class:`~lale.data.remote.RemoteRaster` (not checked here: a missing one
+    fails when it is read, on its own).
 
     Raises:
         DataError: An argument names no file, folder or matching pattern, or a folder holds
             no image file; the message names it.
     """
-    found: list[Path] = []
+    found: list[Path | RemoteRaster] = []
     for arg in args:
-        path = Path(arg)
+        if is_remote(arg):
+            found.append(arg if isinstance(arg, RemoteRaster) else RemoteRaster(str(arg)))
+            continue
+        path = Path(str(arg))
         if path.is_dir():
             found += _folder(path, recursive)
         elif path.exists():
@@ -68,7 +82,7 @@ def expand_inputs(args: Sequence[str | Path], recursive: bool = False) -> list[P
             found += files
         else:
             raise DataError(path, "no such file or folder")
-    unique: dict[Path, Path] = {}
+    unique: dict[object, Path | RemoteRaster] = {}
     for p in found:
-        unique.setdefault(p.resolve(), p)
+        unique.setdefault(p.url if isinstance(p, RemoteRaster) else p.resolve(), p)
     return list(unique.values())

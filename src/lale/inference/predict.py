@@ -25,12 +25,14 @@ import rasterio
 from numpy.typing import NDArray
 
 from lale import run_layout
+from lale.data.remote import RemoteRaster, is_remote
 from lale.errors import DataError, LaleError, UnavailableError, UsageError, cause_text
 from lale.inference.areas import AreaCounter, AreaTable, row_areas_km2
 from lale.inference.input_plan import plan_input
 from lale.inference.row_products import row_products
-from lale.inference.scene import block_cache_bytes, open_scene
+from lale.inference.scene import CroppedScene, Scene, bbox_window, block_cache_bytes, open_scene
 from lale.inference.scene_outputs import SceneOutputs
+from lale.inference.stac import StacInput
 from lale.inference.tiling import Blend, SlideStats, TileGrid, slide_inference
 from lale.inference.vector_options import VectorOptions
 from lale.progress import ProgressFn
@@ -39,6 +41,8 @@ from lale.run_config import CONFIG_NAME, RunConfig, RunError, load_config
 if TYPE_CHECKING:
     import torch
     from torch import nn
+
+    from lale.inference.inputs import Source
 
 __all__ = [
     "Backend",
@@ -72,6 +76,9 @@ class PredictOptions:
             per class) and the confidence map.
         preview_size: Longest side of the preview PNG of raster inputs.
         vector: Also write the class map's polygons (format, sieve, simplification).
+        bbox: Predict only this box (west, south, east, north) of a georeferenced input, read
+            by windows; the outputs cover the box.
+        bbox_crs: CRS of ``bbox`` (longitude/latitude by default).
     """
 
     tile: int = 256
@@ -85,6 +92,8 @@ class PredictOptions:
     probabilities: bool = False
     preview_size: int = 2048
     vector: VectorOptions | None = None
+    bbox: tuple[float, float, float, float] | None = None
+    bbox_crs: str = "EPSG:4326"
 
     @property
     def writes_confidence(self) -> bool:
@@ -104,6 +113,13 @@ class PredictOptions:
             raise UsageError(f"bands are 1-based band numbers, got {self.bands}")
         if self.scale is not None and self.scale == 0:
             raise UsageError("scale must not be 0")
+        if self.bbox is not None:
+            w, s, e, n = self.bbox
+            if not (all(np.isfinite(self.bbox)) and w < e and s < n):
+                raise UsageError(
+                    f"--bbox is west,south,east,north with west < east and south < north, "
+                    f"got {w:g},{s:g},{e:g},{n:g}"
+                )
 
 
 class TorchBackend:
@@ -228,7 +244,7 @@ class SceneResult:
         plan: Band selection and scaling, in words.
     """
 
-    input: Path
+    input: Source
     outputs: dict[str, Path]
     areas: AreaTable
     height: int
@@ -239,8 +255,25 @@ class SceneResult:
     plan: str
 
 
+def _bbox_context(scene: Scene, options: PredictOptions) -> dict[str, Any]:
+    window = scene.valid_window if isinstance(scene, CroppedScene) else None
+    return {"bbox": list(options.bbox or ()), "bbox_crs": options.bbox_crs, "window": window}
+
+
+def _opened(path: Source, options: PredictOptions) -> Scene:
+    """The scene of ``path``, cut to ``options.bbox`` if one is given."""
+    scene = path.open() if isinstance(path, StacInput) else open_scene(path)
+    if options.bbox is None:
+        return scene
+    try:
+        return CroppedScene(scene, bbox_window(scene, options.bbox, options.bbox_crs))
+    except BaseException:
+        scene.close()
+        raise
+
+
 def predict_scene(
-    path: str | Path,
+    path: str | Source,
     out_dir: str | Path,
     backend: Backend,
     config: RunConfig,
@@ -252,7 +285,8 @@ def predict_scene(
     """Predict one scene and write its class map, preview, confidence and area table.
 
     Args:
-        path: PNG, JPEG or GeoTIFF.
+        path: PNG, JPEG or GeoTIFF, or a raster's URL (read by windows, see
+            :mod:`lale.data.remote`).
         out_dir: Output folder.
         backend: The model (see :data:`Backend`).
         config: The run's config (classes, bands, scaling).
@@ -264,11 +298,17 @@ def predict_scene(
         DataError: The input is unreadable, its bands cannot satisfy the model, or it holds no
             valid pixel. Nothing is left in ``out_dir`` then.
     """
-    start, path, out_dir = time.perf_counter(), Path(path), Path(out_dir)
+    start, out_dir = time.perf_counter(), Path(out_dir)
+    if isinstance(path, StacInput):
+        pass
+    elif is_remote(path):
+        path = path if isinstance(path, RemoteRaster) else RemoteRaster(str(path))
+    else:
+        path = Path(str(path))
     options = options or PredictOptions()
     schema = config.schema()
     with (
-        open_scene(path) as scene,
+        _opened(path, options) as scene,
         rasterio.Env(GDAL_CACHEMAX=block_cache_bytes(scene, options.tile)),
     ):
         plan = plan_input(scene, config, options)
@@ -313,6 +353,7 @@ def predict_scene(
             table = counter.table(schema.names, method)
             context = {
                 "input": str(path),
+                **scene.tags,
                 "height": scene.height,
                 "width": scene.width,
                 "crs": None if scene.crs is None else scene.crs.to_string(),
@@ -322,6 +363,7 @@ def predict_scene(
                 "tile": options.tile,
                 "overlap": options.overlap,
                 "blend": options.blend,
+                **({} if options.bbox is None else _bbox_context(scene, options)),
             }
             outputs.add_file("areas_csv", table.to_csv().encode("utf-8"))
             outputs.add_file("areas_json", table.to_json(**context).encode("utf-8"))

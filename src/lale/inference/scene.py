@@ -7,12 +7,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from affine import Affine
@@ -25,15 +26,21 @@ from rasterio.windows import Window as RioWindow
 
 from lale.data.io import PIL_READ_ERRORS, png16_array
 from lale.data.rasters import band_offsets, open_raster, read_image_window
+from lale.data.remote import RemoteRaster, is_remote, remote_env, remote_problem
 from lale.errors import DataError, cause_text
 from lale.inference.tiling import Window
+
+if TYPE_CHECKING:
+    from lale.inference.stac import StacInput
 
 __all__ = [
     "OUTPUT_BLOCK",
     "PICTURE_SUFFIXES",
+    "CroppedScene",
     "PictureScene",
     "RasterScene",
     "Scene",
+    "bbox_window",
     "block_cache_bytes",
     "open_scene",
 ]
@@ -48,22 +55,24 @@ class Scene(ABC):
     """An input image, read by windows.
 
     Attributes:
-        path: The file.
+        path: The file, the URL of a remote raster, or a STAC item's bands.
         height: Rows.
         width: Columns.
         count: Image bands (an alpha band or channel is a mask, not counted).
         dtype: numpy name of the sample type.
         crs: Coordinate reference system, ``None`` if the file has none.
         transform: Pixel → CRS affine transform (identity without georeference).
+        tags: Metadata the class map carries besides lale's own (a STAC item's id, datetime).
     """
 
-    path: Path
+    path: Path | RemoteRaster | StacInput
     height: int
     width: int
     count: int
     dtype: str
     crs: CRS | None = None
     transform: Affine = Affine.identity()
+    tags: dict[str, str] = {}  # noqa: RUF012 - read-only default; subclasses assign their own
 
     @abstractmethod
     def read(self, bands: Sequence[int], window: Window) -> tuple[NDArray[Any], NDArray[np.bool_]]:
@@ -89,11 +98,22 @@ class Scene(ABC):
 
 
 class RasterScene(Scene):
-    """A raster opened through rasterio (GeoTIFF of any size, band count and sample type)."""
+    """A raster opened through rasterio (GeoTIFF of any size, band count and sample type).
 
-    def __init__(self, path: Path) -> None:
+    A remote raster (:class:`~lale.data.remote.RemoteRaster`) is read with
+    :data:`~lale.data.remote.GDAL_REMOTE_OPTIONS` set until :meth:`close`.
+    """
+
+    def __init__(self, path: Path | RemoteRaster) -> None:
         self.path = path
-        self.src = open_raster(path)
+        self._env = contextlib.ExitStack()
+        if isinstance(path, RemoteRaster):
+            self._env.enter_context(remote_env())
+        try:
+            self.src = open_raster(path)
+        except BaseException:
+            self._env.close()
+            raise
         self.height, self.width, self.count = self.src.height, self.src.width, self.src.count
         if self.count > 1 and self.src.colorinterp[-1] == ColorInterp.alpha:
             self.count -= 1  # an alpha band is a mask (read_image_window applies it), not data
@@ -106,13 +126,15 @@ class RasterScene(Scene):
         try:
             return read_image_window(self.src, list(bands), RioWindow(c, r, w, h))
         except RasterioError as err:
-            raise DataError(self.path, f"unreadable window {window} ({cause_text(err)})") from None
+            why = remote_problem(err) if isinstance(self.path, RemoteRaster) else cause_text(err)
+            raise DataError(self.path, f"unreadable window {window} ({why})") from None
 
     def dn_offsets(self, bands: Sequence[int]) -> tuple[int, ...]:
         return band_offsets(self.src, bands, None)
 
     def close(self) -> None:
         self.src.close()
+        self._env.close()
 
 
 class PictureScene(Scene):
@@ -157,13 +179,18 @@ def _plain_mode(im: Image.Image) -> Image.Image:
     return im
 
 
-def open_scene(path: str | Path) -> Scene:
+def open_scene(path: str | Path | RemoteRaster) -> Scene:
     """Open an input image: PNG/JPEG through Pillow, anything else through rasterio.
+
+    A URL (``https://``, ``s3://``, ``gs://``, ``az://``, ``/vsi…``) is read by windows through
+    GDAL, whatever its format.
 
     Raises:
         DataError: The file is missing or cannot be decoded (the message names it).
     """
-    path = Path(path)
+    if is_remote(path):
+        return RasterScene(path if isinstance(path, RemoteRaster) else RemoteRaster(str(path)))
+    path = Path(str(path))
     if not path.is_file():
         raise DataError(path, "file not found")
     if path.suffix.lower() in PICTURE_SUFFIXES:
@@ -177,10 +204,71 @@ def block_cache_bytes(scene: Scene, tile: int) -> int:
     GDAL's default cache is 5 % of the machine's memory; this bounds it by the blocks that a
     band of ``tile``-high windows touches (each block decoded once), plus the output blocks.
     """
-    if not isinstance(scene, RasterScene):
+    src = getattr(scene, "src", None)
+    if src is None:
         return 64 << 20
-    bh, bw = scene.src.block_shapes[0]
-    itemsize = np.dtype(scene.dtype).itemsize * scene.src.count
+    bh, bw = src.block_shapes[0]
+    itemsize = np.dtype(scene.dtype).itemsize * src.count
     reading = (math.ceil(tile / bh) + 1) * math.ceil(scene.width / bw) * bh * bw * itemsize
     writing = 2 * math.ceil(scene.width / OUTPUT_BLOCK) * OUTPUT_BLOCK * OUTPUT_BLOCK
     return min(max(reading + writing, 64 << 20), 1 << 30)
+
+
+class CroppedScene(Scene):
+    """A window of another scene, georeferenced as its own raster (``lale predict --bbox``)."""
+
+    def __init__(self, scene: Scene, window: Window) -> None:
+        r, c, h, w = window
+        self.scene, self.row, self.col = scene, r, c
+        self.path, self.height, self.width = scene.path, h, w
+        self.count, self.dtype, self.crs, self.tags = (
+            scene.count,
+            scene.dtype,
+            scene.crs,
+            scene.tags,
+        )
+        self.transform = scene.transform @ Affine.translation(c, r)
+        if isinstance(scene, RasterScene):
+            self.src = scene.src  # block shapes for the GDAL cache size
+        self.valid_window = window
+
+    def read(self, bands: Sequence[int], window: Window) -> tuple[NDArray[Any], NDArray[np.bool_]]:
+        r, c, h, w = window
+        return self.scene.read(bands, (r + self.row, c + self.col, h, w))
+
+    def dn_offsets(self, bands: Sequence[int]) -> tuple[int, ...]:
+        return self.scene.dn_offsets(bands)
+
+    def close(self) -> None:
+        self.scene.close()
+
+
+def bbox_window(scene: Scene, bbox: Sequence[float], crs: str = "EPSG:4326") -> Window:
+    """The pixel window ``(row, col, h, w)`` of ``scene`` that covers ``bbox`` (W, S, E, N).
+
+    ``bbox`` is in ``crs`` (longitude/latitude by default) and is reprojected to the scene's CRS
+    (densified edges); the window is rounded outwards and clipped to the scene.
+
+    Raises:
+        DataError: The scene has no CRS, or the box does not overlap it.
+    """
+    from rasterio.warp import transform_bounds
+    from rasterio.windows import from_bounds
+
+    if scene.crs is None:
+        raise DataError(scene.path, "has no CRS; --bbox needs a georeferenced raster")
+    west, south, east, north = bbox
+    try:
+        bounds = transform_bounds(CRS.from_user_input(crs), scene.crs, west, south, east, north)
+    except Exception as err:  # CRS and PROJ errors
+        problem = f"--bbox cannot be placed in its CRS ({cause_text(err)})"
+        raise DataError(scene.path, problem) from None
+    win = from_bounds(*bounds, transform=scene.transform)
+    r0, c0 = max(math.floor(win.row_off), 0), max(math.floor(win.col_off), 0)
+    r1 = min(math.ceil(win.row_off + win.height), scene.height)
+    c1 = min(math.ceil(win.col_off + win.width), scene.width)
+    if not all(math.isfinite(v) for v in bounds) or r1 <= r0 or c1 <= c0:
+        raise DataError(
+            scene.path, f"--bbox {west:g},{south:g},{east:g},{north:g} ({crs}) lies outside it"
+        )
+    return (r0, c0, r1 - r0, c1 - c0)

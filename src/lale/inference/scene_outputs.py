@@ -29,6 +29,7 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
@@ -41,6 +42,10 @@ from lale.inference.cog import CogRows
 from lale.inference.row_products import PROBABILITY_SCALE
 from lale.inference.scene import PICTURE_SUFFIXES, PictureScene, Scene
 from lale.inference.vector_options import VectorOptions
+
+if TYPE_CHECKING:
+    from lale.data.remote import RemoteRaster
+    from lale.inference.stac import StacInput
 
 __all__ = ["CLASS_NODATA", "CONFIDENCE_NODATA", "SceneOutputs", "planned_outputs"]
 
@@ -60,7 +65,7 @@ def _sync(path: Path) -> None:
 
 
 def planned_outputs(
-    path: Path,
+    path: Path | RemoteRaster | StacInput,
     out_dir: Path,
     name: str,
     confidence: bool = False,
@@ -72,7 +77,7 @@ def planned_outputs(
 
     ``probabilities`` implies the confidence map.
     """
-    picture = path.suffix.lower() in PICTURE_SUFFIXES
+    picture = isinstance(path, Path) and path.suffix.lower() in PICTURE_SUFFIXES
     ext = "png" if picture else "tif"
     kinds = {"classes": f"classes.{ext}"}
     if not picture:
@@ -222,7 +227,11 @@ class SceneOutputs:
                         target["confidence"], h, w, None, CONFIDENCE_NODATA
                     )
             else:
-                tags = {"classes": json.dumps(list(schema.names)), "schema": schema.name}
+                tags = {
+                    **scene.tags,
+                    "classes": json.dumps(list(schema.names)),
+                    "schema": schema.name,
+                }
                 classes = CogRows(
                     target["classes"], scene, 1, "mode", CLASS_NODATA, pal, tags, ("class",)
                 )
