@@ -40,6 +40,12 @@ def _predict(run_dir: Path, out: Path, *args: str) -> object:
     )
 
 
+def _same_map(a: Path, b: Path) -> None:
+    with rasterio.open(a) as x, rasterio.open(b) as y:
+        assert x.transform == y.transform
+        np.testing.assert_array_equal(x.read(), y.read())
+
+
 def _box(path: Path, rows: tuple[int, int], cols: tuple[int, int]) -> str:
     with rasterio.open(path) as src:
         bounds = src.window_bounds((rows, cols))
@@ -155,11 +161,8 @@ def test_stac_item_bands_by_common_name_match_the_stacked_file(
     assert result.exit_code == 0, result.output
     local = _predict(run_dir, tmp_path / "local", str(tmp_path / "S2_A.tif"))
     assert local.exit_code == 0, local.output
-    with (
-        rasterio.open(tmp_path / "stac" / "S2_A_classes.tif") as a,
-        rasterio.open(tmp_path / "local" / "S2_A_classes.tif") as b,
-    ):
-        np.testing.assert_array_equal(a.read(), b.read())
+    _same_map(tmp_path / "stac" / "S2_A_classes.tif", tmp_path / "local" / "S2_A_classes.tif")
+    with rasterio.open(tmp_path / "stac" / "S2_A_classes.tif") as a:
         assert a.tags()["stac_item"] == "S2_A"
         assert a.tags()["datetime"] == "2024-06-01T10:00:00Z"
         assert a.tags()["stac_bands"] == "b4[1], b3[1], b2[1]"
@@ -195,11 +198,7 @@ def test_stac_asset_visual_and_bad_items_are_one_line(run_dir: Path, tmp_path: P
     assert whole.exit_code == 0, whole.output
     plain = _predict(run_dir, tmp_path / "plain", str(tmp_path / "tci.tif"))
     assert plain.exit_code == 0, plain.output
-    with (
-        rasterio.open(tmp_path / "out" / "V1_classes.tif") as a,
-        rasterio.open(tmp_path / "plain" / "tci_classes.tif") as b,
-    ):
-        np.testing.assert_array_equal(a.read(), b.read())
+    _same_map(tmp_path / "out" / "V1_classes.tif", tmp_path / "plain" / "tci_classes.tif")
     missing = _predict(run_dir, tmp_path / "o2", "--stac", stac, "--assets", "red,nir")
     assert missing.exit_code == 2
     assert f"{stac}#V1: no asset or band named 'red' (assets: visual" in missing.output

@@ -15,7 +15,7 @@ import os
 import posixpath
 import re
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 import rasterio
@@ -24,6 +24,7 @@ __all__ = [
     "GDAL_REMOTE_OPTIONS",
     "REMOTE_SCHEMES",
     "RemoteRaster",
+    "as_raster_source",
     "is_remote",
     "remote_env",
 ]
@@ -57,6 +58,13 @@ def is_remote(source: object) -> bool:
         return True
     text = str(source)
     return text.startswith(REMOTE_SCHEMES) or text.startswith("/vsi")
+
+
+def as_raster_source(source: object) -> Path | RemoteRaster:
+    """``source`` as a :class:`RemoteRaster` if it names one, else as a local ``Path``."""
+    if isinstance(source, RemoteRaster):
+        return source
+    return RemoteRaster(str(source)) if is_remote(source) else Path(str(source))
 
 
 def remote_env() -> rasterio.Env:

@@ -14,7 +14,7 @@ import glob
 from collections.abc import Sequence
 from pathlib import Path
 
-from lale.data.remote import RemoteRaster, is_remote
+from lale.data.remote import RemoteRaster, as_raster_source
 from lale.errors import DataError
 from lale.inference.stac import StacInput
 
@@ -63,10 +63,11 @@ def expand_inputs(
     """
     found: list[Path | RemoteRaster] = []
     for arg in args:
-        if is_remote(arg):
-            found.append(arg if isinstance(arg, RemoteRaster) else RemoteRaster(str(arg)))
+        source = as_raster_source(arg)
+        if isinstance(source, RemoteRaster):
+            found.append(source)
             continue
-        path = Path(str(arg))
+        path = source
         if path.is_dir():
             found += _folder(path, recursive)
         elif path.exists():

@@ -25,7 +25,7 @@ import rasterio
 from numpy.typing import NDArray
 
 from lale import run_layout
-from lale.data.remote import RemoteRaster, is_remote
+from lale.data.remote import as_raster_source
 from lale.errors import DataError, LaleError, UnavailableError, UsageError, cause_text
 from lale.inference.areas import AreaCounter, AreaTable, row_areas_km2
 from lale.inference.input_plan import plan_input
@@ -256,7 +256,7 @@ class SceneResult:
 
 
 def _bbox_context(scene: Scene, options: PredictOptions) -> dict[str, Any]:
-    window = scene.valid_window if isinstance(scene, CroppedScene) else None
+    window = scene.window if isinstance(scene, CroppedScene) else None
     return {"bbox": list(options.bbox or ()), "bbox_crs": options.bbox_crs, "window": window}
 
 
@@ -299,12 +299,8 @@ def predict_scene(
             valid pixel. Nothing is left in ``out_dir`` then.
     """
     start, out_dir = time.perf_counter(), Path(out_dir)
-    if isinstance(path, StacInput):
-        pass
-    elif is_remote(path):
-        path = path if isinstance(path, RemoteRaster) else RemoteRaster(str(path))
-    else:
-        path = Path(str(path))
+    if not isinstance(path, StacInput):
+        path = as_raster_source(path)
     options = options or PredictOptions()
     schema = config.schema()
     with (

@@ -26,7 +26,7 @@ from rasterio.windows import Window as RioWindow
 
 from lale.data.io import PIL_READ_ERRORS, png16_array
 from lale.data.rasters import band_offsets, open_raster, read_image_window
-from lale.data.remote import RemoteRaster, is_remote, remote_env, remote_problem
+from lale.data.remote import RemoteRaster, as_raster_source, remote_env, remote_problem
 from lale.errors import DataError, cause_text
 from lale.inference.tiling import Window
 
@@ -188,9 +188,9 @@ def open_scene(path: str | Path | RemoteRaster) -> Scene:
     Raises:
         DataError: The file is missing or cannot be decoded (the message names it).
     """
-    if is_remote(path):
-        return RasterScene(path if isinstance(path, RemoteRaster) else RemoteRaster(str(path)))
-    path = Path(str(path))
+    path = as_raster_source(path)
+    if isinstance(path, RemoteRaster):
+        return RasterScene(path)
     if not path.is_file():
         raise DataError(path, "file not found")
     if path.suffix.lower() in PICTURE_SUFFIXES:
@@ -230,7 +230,7 @@ class CroppedScene(Scene):
         self.transform = scene.transform @ Affine.translation(c, r)
         if isinstance(scene, RasterScene):
             self.src = scene.src  # block shapes for the GDAL cache size
-        self.valid_window = window
+        self.window = window
 
     def read(self, bands: Sequence[int], window: Window) -> tuple[NDArray[Any], NDArray[np.bool_]]:
         r, c, h, w = window
