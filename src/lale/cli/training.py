@@ -74,14 +74,53 @@ def _summary(console: Console, result: Any) -> None:
     console.print(f"run directory: {escape(str(result.run_dir))}")
 
 
+def _data_root(data: str, cache_dir: Path | None, cache_limit: str, console: Console) -> Path:
+    """The local root of ``--data``: itself, or the mirror of a remote shard set."""
+    from lale.data.remote_shards import (
+        is_remote_shards,
+        open_remote_shards,
+        parse_cache_limit,
+        read_remote,
+    )
+
+    if not is_remote_shards(data):
+        return Path(data)
+    try:
+        limit = parse_cache_limit(cache_limit)
+    except ValueError as err:
+        raise fail(f"--cache-limit: {err}") from None
+    root = open_remote_shards(data, cache_dir, limit)
+    remote = read_remote(root)
+    how = "chunks cached" if remote and remote.cached else "samples read by byte ranges"
+    console.print(f"streaming {escape(data)} ({how}; index files in {escape(str(root))})")
+    return root
+
+
 def train_command(
     data: Annotated[
-        Path | None,
-        typer.Option(help="Dataset root ({split}/{images,masks}) [required unless --resume]."),
+        str | None,
+        typer.Option(
+            help="Dataset root ({split}/{images,masks}), a shard set from lale pack, or a "
+            "shard set in object storage (s3://, gs://, azure://) [required unless --resume]."
+        ),
     ] = None,
     out: Annotated[
         Path | None, typer.Option(help="Run directory to create [required unless --resume].")
     ] = None,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Remote shard sets: where their index files and cached chunks live "
+            "[$XDG_CACHE_HOME/lale/shards]."
+        ),
+    ] = None,
+    cache_limit: Annotated[
+        str,
+        typer.Option(
+            help="Remote shard sets: disk the cached chunks may take; a set larger than this "
+            "is read by byte ranges, nothing kept."
+        ),
+    ] = "20GB",
     model: Annotated[str, typer.Option(help="Registered model name (lale models).")] = "lale_t",
     resume: Annotated[
         Path | None, typer.Option(help="Continue this run directory where it stopped [a new run].")
@@ -191,6 +230,7 @@ def train_command(
         if data is None or out is None:
             raise fail("give --data and --out (or --resume RUN_DIR)")
         check_output_dir(out, create=False)  # before any work
+        root = _data_root(data, cache_dir, cache_limit, console)
         auto, weights = _weights(class_weights)
         recipe = Recipe(
             lr=lr,
@@ -204,7 +244,7 @@ def train_command(
             bn_stats=bn_stats,
         )
         options = TrainOptions(
-            data=data,
+            data=root,
             out=out,
             model=model,
             model_kwargs=_model_args(model_arg),

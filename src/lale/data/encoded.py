@@ -74,18 +74,22 @@ FileSource = Path | EncodedFile
 """A file to decode: on disk, or held as bytes."""
 
 
-def source_path(src: FileSource) -> Path:
+def source_path(src: FileSource) -> Path | str:
     """The path that names ``src`` in messages.
 
     A file inside a shard set is named by its chunk file, the item and its dataset path
-    (``SHARDS/val/chunk-0-0.bin (item 3: val/masks/a.png)``) where its store knows the chunk.
+    (``SHARDS/val/chunk-0-0.bin (item 3: val/masks/a.png)``) where its store knows the chunk;
+    a chunk of a remote shard set by its URL.
     """
     if not isinstance(src, EncodedFile):
         return src
     where = getattr(src.store, "where", None)
     if where is None:
         return src.path
-    chunk = Path(where(src.index))
+    found = where(src.index)
+    if isinstance(found, str):
+        return f"{found} (item {src.index}: {'/'.join(src.path.parts[-3:])})"
+    chunk = Path(found)
     inside = (
         src.path.relative_to(chunk.parent.parent)
         if chunk.parent.parent in src.path.parents

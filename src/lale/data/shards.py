@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from lale.data.encoded import EncodedFile
-from lale.errors import DataError
+from lale.data.remote_shards import RemoteShards, read_remote, streaming_dataset
+from lale.errors import DataError, cause_text
 
 __all__ = [
     "FORMAT",
@@ -126,11 +127,12 @@ LITDATA_INDEX = "index.json"
 """LitData's own chunk index in each split folder."""
 
 
-def check_chunks(split_dir: Path, items: int) -> list[tuple[str, int]]:
+def check_chunks(split_dir: Path, items: int, *, local: bool = True) -> list[tuple[str, int]]:
     """``(chunk file, items in it)`` from LitData's ``index.json``, each chunk checked on disk.
 
     Every chunk the index lists must exist with the size it records, and the chunks together
-    must hold the ``items`` samples that ``lale-index.json`` names.
+    must hold the ``items`` samples that ``lale-index.json`` names. A mirrored remote split
+    (``local=False``) has no chunk files on disk; only the counts are checked.
 
     Raises:
         DataError: The index is unreadable or malformed, or a chunk is missing or of another
@@ -147,7 +149,7 @@ def check_chunks(split_dir: Path, items: int) -> list[tuple[str, int]]:
     listed = sum(n for _, n, _ in chunks)
     if listed != items:
         raise DataError(path, f"lists {listed} items but {INDEX} names {items} samples")
-    for name, _, size in chunks:
+    for name, _, size in chunks if local else []:
         chunk = split_dir / name
         if not chunk.is_file():
             raise DataError(chunk, "missing chunk file; not a complete shard set (rerun lale pack)")
@@ -168,31 +170,48 @@ class ShardStore:
         split_dir: The split's chunk folder.
     """
 
-    def __init__(self, split_dir: Path, chunks: list[tuple[str, int]] | None = None) -> None:
+    def __init__(
+        self,
+        split_dir: Path,
+        chunks: list[tuple[str, int]] | None = None,
+        remote: RemoteShards | None = None,
+    ) -> None:
         self.split_dir = split_dir
         self.chunks = chunks or []
+        self.remote = remote
         self._dataset: Any = None
         self._last: tuple[int, dict[str, Any]] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"split_dir": self.split_dir, "chunks": self.chunks, "_dataset": None, "_last": None}
+        state = dict(self.__dict__)
+        state.update(_dataset=None, _last=None)
+        return state
 
-    def where(self, index: int) -> Path:
-        """The chunk file that holds item ``index`` (the split folder if the index is not known)."""
+    def where(self, index: int) -> Path | str:
+        """The chunk file (or URL) that holds item ``index`` (the split if it is not known)."""
         start = 0
+        base: Path | str = self.split_dir
+        if self.remote is not None:
+            base = self.remote.split_url(self.split_dir.name)
         for name, count in self.chunks:
             if index < start + count:
-                return self.split_dir / name
+                return f"{base}/{name}" if isinstance(base, str) else base / name
             start += count
-        return self.split_dir
+        return base
 
     def read(self, index: int, key: str) -> bytes:
         if self._last is None or self._last[0] != index:
             if self._dataset is None:
-                from litdata import StreamingDataset
-
-                self._dataset = StreamingDataset(str(self.split_dir), batch_decode=False)
-            self._last = (index, self._dataset[index])
+                self._dataset = streaming_dataset(self.split_dir, self.remote)
+            if self.remote is None:
+                self._last = (index, self._dataset[index])
+            else:
+                try:
+                    self._last = (index, self._dataset[index])
+                except Exception as err:  # the store's client raises its own types
+                    raise DataError(
+                        self.where(index), f"unreadable ({cause_text(err).splitlines()[0]})"
+                    ) from None
         value = self._last[1][key]
         return value.tobytes() if hasattr(value, "tobytes") else bytes(value)
 
@@ -213,7 +232,9 @@ def shard_pairs(root: str | Path, split: str) -> tuple[list[Any], list[tuple[int
         raise DataError(root / split, f"no {split!r} split in the shard set (it has: {have})")
     split_dir = root / split
     index = read_index(split_dir)
-    store = ShardStore(split_dir, check_chunks(split_dir, len(index.names)))
+    remote = read_remote(root)
+    chunks = check_chunks(split_dir, len(index.names), local=remote is None)
+    store = ShardStore(split_dir, chunks, remote)
     pairs = [
         Pair(
             name,
