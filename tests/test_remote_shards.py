@@ -113,6 +113,13 @@ def test_remote_shards_train_as_local_and_respect_the_cache_limit(
     for run in (cached, ranged):
         for name in ("test_metrics.json", "model.safetensors"):
             assert (run / name).read_bytes() == (local / name).read_bytes(), (run, name)
+    scores = []
+    for data in (str(shards), f"s3://{BUCKET}/sets/one"):
+        out = tmp_path / f"eval{len(scores)}.json"
+        args = ["evaluate", f"--run={local}", f"--data={data}", "--split=val", f"--json={out}"]
+        _ok(runner.invoke(cli.app, [*args, f"--cache-dir={tmp_path / 'c3'}"]))
+        scores.append({k: v for k, v in json.loads(out.read_text()).items() if k != "data"})
+    assert scores[0] == scores[1]
 
 
 def test_remote_shards_resume_from_their_mirror(shards: Path, tmp_path: Path) -> None:

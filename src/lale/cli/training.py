@@ -74,6 +74,22 @@ def _summary(console: Console, result: Any) -> None:
     console.print(f"run directory: {escape(str(result.run_dir))}")
 
 
+CacheDir = Annotated[
+    Path | None,
+    typer.Option(
+        help="Remote shard sets: where their index files and cached chunks live "
+        "[$XDG_CACHE_HOME/lale/shards]."
+    ),
+]
+CacheLimit = Annotated[
+    str,
+    typer.Option(
+        help="Remote shard sets: disk the cached chunks may take; a set larger than this "
+        "is read by byte ranges, nothing kept."
+    ),
+]
+
+
 def _data_root(data: str, cache_dir: Path | None, cache_limit: str, console: Console) -> Path:
     """The local root of ``--data``: itself, or the mirror of a remote shard set."""
     from lale.data.remote_shards import (
@@ -107,20 +123,8 @@ def train_command(
     out: Annotated[
         Path | None, typer.Option(help="Run directory to create [required unless --resume].")
     ] = None,
-    cache_dir: Annotated[
-        Path | None,
-        typer.Option(
-            help="Remote shard sets: where their index files and cached chunks live "
-            "[$XDG_CACHE_HOME/lale/shards]."
-        ),
-    ] = None,
-    cache_limit: Annotated[
-        str,
-        typer.Option(
-            help="Remote shard sets: disk the cached chunks may take; a set larger than this "
-            "is read by byte ranges, nothing kept."
-        ),
-    ] = "20GB",
+    cache_dir: CacheDir = None,
+    cache_limit: CacheLimit = "20GB",
     model: Annotated[str, typer.Option(help="Registered model name (lale models).")] = "lale_t",
     resume: Annotated[
         Path | None, typer.Option(help="Continue this run directory where it stopped [a new run].")
@@ -267,7 +271,13 @@ def train_command(
 
 def evaluate_command(
     run: Annotated[Path, typer.Option(help="Run directory (config.json + model.safetensors).")],
-    data: Annotated[Path, typer.Option(help="Dataset root ({split}/{images,masks}).")],
+    data: Annotated[
+        str,
+        typer.Option(
+            help="Dataset root ({split}/{images,masks}), a shard set, or a shard set in object "
+            "storage (s3://, gs://, azure://)."
+        ),
+    ],
     split: Annotated[str, typer.Option(help="Split folder to score.")] = "test",
     batch_size: Annotated[int, typer.Option(min=1, help="Images per forward pass.")] = 8,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
@@ -292,6 +302,8 @@ def evaluate_command(
             "warning and in the JSON) instead of stopping.",
         ),
     ] = False,
+    cache_dir: CacheDir = None,
+    cache_limit: CacheLimit = "20GB",
 ) -> None:
     """Score a trained run on a split: OA, per-class and macro F1 / IoU / precision / recall."""
     from lale.atomic import write_json_atomic
@@ -304,11 +316,12 @@ def evaluate_command(
     check_output_dir(target.parent, create=False)
     if target.is_dir():
         raise fail(f"--json {target}: is a folder")
+    root = _data_root(data, cache_dir, cache_limit, console)
     with progress_bar() as bar:
         task = bar.add_task(f"evaluating {split}", total=None)
         scores = evaluate_run(
             run,
-            data,
+            root,
             split,
             batch_size=batch_size,
             device=device,
