@@ -122,6 +122,28 @@ def test_remote_shards_train_as_local_and_respect_the_cache_limit(
     assert scores[0] == scores[1]
 
 
+def test_a_set_repacked_in_the_bucket_is_not_read_from_stale_chunks(
+    s3: Any, shards: Path, tmp_path: Path
+) -> None:
+    other = tmp_path / "other"
+    write_dataset(other / "data", train=8, val=2, test=2, size=64, seed=5)
+    packed = other / "shards"
+    _ok(
+        runner.invoke(
+            cli.app, ["pack", str(other / "data"), f"--out={packed}", "--shard-size=20KB"]
+        )
+    )
+    cache = f"--cache-dir={tmp_path / 'c'}"
+    _upload(s3, shards, "sets/moving")
+    _ok(_train(f"s3://{BUCKET}/sets/moving", tmp_path / "first", cache))
+    assert _chunks(tmp_path / "c")
+    _upload(s3, packed, "sets/moving")  # the same names, other samples
+    _ok(_train(f"s3://{BUCKET}/sets/moving", tmp_path / "second", cache))
+    _ok(_train(str(packed), tmp_path / "local"))
+    for name in ("test_metrics.json", "model.safetensors"):
+        assert (tmp_path / "second" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
+
+
 def test_remote_shards_resume_from_their_mirror(shards: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     cache = f"--cache-dir={tmp_path / 'c'}"

@@ -194,6 +194,12 @@ def _check_remote_chunks(url: str, root: Path, splits: list[str]) -> None:
                 )
 
 
+def _drop_chunks(split_dir: Path) -> None:
+    """Remove the cached chunk files of a split (and LitData's lock and count files)."""
+    for path in split_dir.glob("chunk-*"):
+        path.unlink(missing_ok=True)
+
+
 def open_remote_shards(url: str, cache_dir: Path | None, cache_limit: int) -> Path:
     """The local mirror of the shard set at ``url`` (its JSON files fetched afresh).
 
@@ -219,9 +225,13 @@ def open_remote_shards(url: str, cache_dir: Path | None, cache_limit: int) -> Pa
     _fetch(f"{url}/prepare.json", root / "prepare.json", required=False)
     total = 0
     for split in manifest.get("splits", {}):
+        index = root / split / LITDATA_INDEX
+        before = index.read_bytes() if index.is_file() else None
         for name in (LITDATA_INDEX, INDEX):
             _fetch(f"{url}/{split}/{name}", root / split / name)
-        total += _chunk_bytes(root / split / LITDATA_INDEX)
+        if before is not None and before != index.read_bytes():
+            _drop_chunks(root / split)  # repacked since: cached chunks are of the old set
+        total += _chunk_bytes(index)
     _check_remote_chunks(url, root, list(manifest.get("splits", {})))
     record = {"url": url, "cache_limit": cache_limit, "cached": total <= cache_limit}
     part = root / (REMOTE + ".part")
