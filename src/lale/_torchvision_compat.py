@@ -3,7 +3,8 @@
 PyPI's Linux torchvision wheel (0.28.0) is a CUDA build; next to a CPU-only torch its extension
 cannot load and ``import torchvision`` raises. :func:`install` then defines the schemas of
 ``torchvision::nms`` and ``qnms`` (no kernels), and does nothing where the extension loads;
-:func:`write_pth` adds an import hook for other interpreters (docs/design.md#torchvision-compat).
+:func:`write_pth` adds an import hook for other interpreters
+(docs/design.md#torchvision-next-to-a-cpu-only-torch).
 
 Remove this module, its callers and the ``.pth`` hook once torchvision's extension loads next to
 the supported torch: when PyPI's Linux torchvision wheel is built against the CPU torch wheel, or
