@@ -104,6 +104,11 @@ def test_remote_shards_train_as_local_and_respect_the_cache_limit(
     kept = _chunks(tmp_path / "c1")
     assert len(kept) == len(list(shards.rglob("chunk-*.bin")))  # every chunk came once, kept
     assert sum(p.stat().st_size for p in kept) == total
+    from lale.data.remote_shards import read_remote, streaming_dataset
+
+    (mirror,) = [p for p in (tmp_path / "c1").iterdir() if p.is_dir()]
+    warm = streaming_dataset(mirror / "train", read_remote(mirror))
+    assert warm.input_dir.url is None  # a warm cache is read as a local set
     # a limit below the set's size: samples by byte ranges, no chunk on disk
     limit = f"--cache-limit={total // 2}"
     cache = f"--cache-dir={tmp_path / 'c2'}"

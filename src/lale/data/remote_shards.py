@@ -246,11 +246,25 @@ def _quiet_cache_advice(record: logging.LogRecord) -> bool:
     return "max_cache_size" not in record.getMessage()
 
 
+def _all_cached(split_dir: Path) -> bool:
+    """Whether every chunk of the split is in the cache, whole: it can then be read as local."""
+    try:
+        raw = json.loads((split_dir / "index.json").read_text(encoding="utf-8"))
+        chunks = [(split_dir / c["filename"], int(c["chunk_bytes"])) for c in raw["chunks"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return all(path.is_file() and path.stat().st_size == size for path, size in chunks)
+
+
 def streaming_dataset(split_dir: Path, remote: RemoteShards | None) -> Any:
-    """The ``litdata.StreamingDataset`` of one split folder, local or mirrored."""
+    """The ``litdata.StreamingDataset`` of one split folder, local or mirrored.
+
+    A mirrored split whose chunks are all in the cache (a later run, a resume, an evaluation)
+    is opened as a local one: the bytes are the same, without LitData's download bookkeeping.
+    """
     from litdata import StreamingDataset
 
-    if remote is None:
+    if remote is None or (remote.cached and _all_cached(split_dir)):
         return StreamingDataset(str(split_dir), batch_decode=False)
     from litdata.streaming.resolver import Dir
 
