@@ -151,14 +151,6 @@ def _fetch(url: str, local: Path, *, required: bool = True) -> bool:
     return True
 
 
-def _chunk_bytes(index: Path) -> int:
-    try:
-        raw = json.loads(index.read_text(encoding="utf-8"))
-        return sum(int(c["chunk_bytes"]) for c in raw["chunks"])
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise DataError(index, f"malformed LitData chunk index ({err!r})") from None
-
-
 def _s3_sizes(url: str) -> dict[str, int]:
     """``{key: size}`` of every object under the ``s3://bucket/prefix/`` folder ``url``."""
     import boto3
@@ -179,19 +171,18 @@ def _check_remote_chunks(url: str, root: Path, splits: list[str]) -> None:
     """Every chunk the indexes list is in the bucket with its recorded size (``s3://`` only)."""
     if not url.startswith("s3://"):
         return  # gs:// and azure:// chunks are checked when they are read
+    from lale.data.shards import read_chunk_index
+
     sizes = _s3_sizes(url)
     prefix = url.removeprefix("s3://").partition("/")[2]
     for split in splits:
-        raw = json.loads((root / split / "index.json").read_text(encoding="utf-8"))
-        for chunk in raw["chunks"]:
-            key = f"{prefix}/{split}/{chunk['filename']}".lstrip("/")
-            where = f"{url}/{split}/{chunk['filename']}"
+        for name, _, size in read_chunk_index(root / split):
+            key = f"{prefix}/{split}/{name}".lstrip("/")
+            where = f"{url}/{split}/{name}"
             if key not in sizes:
                 raise DataError(where, "missing chunk; not a complete shard set (rerun the upload)")
-            if sizes[key] != int(chunk["chunk_bytes"]):
-                raise DataError(
-                    where, f"chunk is {sizes[key]} bytes but index.json says {chunk['chunk_bytes']}"
-                )
+            if sizes[key] != size:
+                raise DataError(where, f"chunk is {sizes[key]} bytes but index.json says {size}")
 
 
 def _drop_chunks(split_dir: Path) -> None:
@@ -212,7 +203,7 @@ def open_remote_shards(url: str, cache_dir: Path | None, cache_limit: int) -> Pa
         DataError: The manifest or an index cannot be fetched (names the URL) or is malformed,
             or (``s3://``) a chunk it lists is missing from the bucket or of another size.
     """
-    from lale.data.shards import INDEX, LITDATA_INDEX, MANIFEST, read_manifest
+    from lale.data.shards import INDEX, LITDATA_INDEX, MANIFEST, read_chunk_index, read_manifest
 
     url = url.rstrip("/")
     allow_plain_http()
@@ -231,7 +222,7 @@ def open_remote_shards(url: str, cache_dir: Path | None, cache_limit: int) -> Pa
             _fetch(f"{url}/{split}/{name}", root / split / name)
         if before is not None and before != index.read_bytes():
             _drop_chunks(root / split)  # repacked since: cached chunks are of the old set
-        total += _chunk_bytes(index)
+        total += sum(size for _, _, size in read_chunk_index(root / split))
     _check_remote_chunks(url, root, list(manifest.get("splits", {})))
     record = {"url": url, "cache_limit": cache_limit, "cached": total <= cache_limit}
     part = root / (REMOTE + ".part")
@@ -248,12 +239,16 @@ def _quiet_cache_advice(record: logging.LogRecord) -> bool:
 
 def _all_cached(split_dir: Path) -> bool:
     """Whether every chunk of the split is in the cache, whole: it can then be read as local."""
+    from lale.data.shards import read_chunk_index
+
     try:
-        raw = json.loads((split_dir / "index.json").read_text(encoding="utf-8"))
-        chunks = [(split_dir / c["filename"], int(c["chunk_bytes"])) for c in raw["chunks"]]
-    except (OSError, ValueError, KeyError, TypeError):
+        chunks = read_chunk_index(split_dir)
+    except DataError:
         return False
-    return all(path.is_file() and path.stat().st_size == size for path, size in chunks)
+    return all(
+        (path := split_dir / name).is_file() and path.stat().st_size == size
+        for name, _, size in chunks
+    )
 
 
 def streaming_dataset(split_dir: Path, remote: RemoteShards | None) -> Any:

@@ -30,6 +30,7 @@ __all__ = [
     "ShardStore",
     "check_chunks",
     "is_shards",
+    "read_chunk_index",
     "read_index",
     "read_manifest",
     "shard_pairs",
@@ -127,6 +128,22 @@ LITDATA_INDEX = "index.json"
 """LitData's own chunk index in each split folder."""
 
 
+def read_chunk_index(split_dir: Path) -> list[tuple[str, int, int]]:
+    """``(chunk file, items, bytes)`` of each chunk in LitData's ``index.json`` of a split.
+
+    Raises:
+        DataError: The index is missing, unreadable or malformed.
+    """
+    path = split_dir / LITDATA_INDEX
+    raw = _load(path)
+    try:
+        return [
+            (str(c["filename"]), int(c["chunk_size"]), int(c["chunk_bytes"])) for c in raw["chunks"]
+        ]
+    except (KeyError, TypeError, ValueError) as err:
+        raise DataError(path, f"malformed LitData chunk index ({err!r})") from None
+
+
 def check_chunks(split_dir: Path, items: int, *, local: bool = True) -> list[tuple[str, int]]:
     """``(chunk file, items in it)`` from LitData's ``index.json``, each chunk checked on disk.
 
@@ -139,13 +156,7 @@ def check_chunks(split_dir: Path, items: int, *, local: bool = True) -> list[tup
             size (names the file).
     """
     path = split_dir / LITDATA_INDEX
-    raw = _load(path)
-    try:
-        chunks = [
-            (str(c["filename"]), int(c["chunk_size"]), int(c["chunk_bytes"])) for c in raw["chunks"]
-        ]
-    except (KeyError, TypeError, ValueError) as err:
-        raise DataError(path, f"malformed LitData chunk index ({err!r})") from None
+    chunks = read_chunk_index(split_dir)
     listed = sum(n for _, n, _ in chunks)
     if listed != items:
         raise DataError(path, f"lists {listed} items but {INDEX} names {items} samples")
