@@ -139,7 +139,7 @@ def test_cli_pretrained_without_cached_weights_is_one_line_exit_3(
     assert time.monotonic() - start < 10
     line = _one_line_error(result, 3)
     assert ENCODER in line and settings["repo_id"] in line and settings["revision"] in line
-    assert f"huggingface-cli download {settings['repo_id']} --revision" in line
+    assert f"hf download {settings['repo_id']} --revision" in line
     assert "HF_HOME" in line
     assert not (tmp_path / "run" / "config.json").exists()
 

@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 BudgetKind = Literal["epochs", "steps", "minutes"]
-AblationName = Literal["attention", "kernel", "norm-act", "decoder"]
+AblationName = Literal["attention", "kernel", "norm-act", "decoder", "pretraining"]
 LrChoice = Literal["recipe", "tuned"]
 RUNS = "runs"
 """Folder of ``OUT`` with one run directory per run: ``runs/LABEL/VARIANT/seed_K``."""
@@ -99,11 +99,14 @@ class Entry:
         label: Name in the results (the model name, or the variant's name in an ablation).
         model: Registered model name.
         kwargs: Model options (``LaleConfig`` fields for LALE variants).
+        init: Weights the runs start from (``lale train --init``: a pretraining run, a run
+            directory or ``hf-hub:ORG/NAME``); ``None``: random initialisation.
     """
 
     label: str
     model: str
     kwargs: dict[str, Any] = field(default_factory=dict)
+    init: str | None = None
 
 
 @dataclass(frozen=True)
@@ -321,13 +324,16 @@ class BenchmarkPlan:
         may grow."""
         recipe = self.train_recipe.to_dict()
         recipe.pop("bn_stats")  # set per protocol
-        return {
+        identity = {
             "data": str(self.data),
             "budget": {"kind": self.budget.kind, "amount": self.budget.amount},
             "recipe": recipe,
             "curve": self.curve,
             "skip_bad_pairs": self.skip_bad_pairs,
         }
+        if inits := {e.label: e.init for e in self.entries if e.init is not None}:
+            identity["init"] = inits  # a PT run of other weights is another run
+        return identity
 
 
 @functools.lru_cache(maxsize=256)
@@ -368,8 +374,12 @@ ABLATIONS: dict[str, tuple[tuple[str, dict[str, Any]], ...]] = {
 }
 
 
+PRETRAINING = "pretraining"
+"""The ablation comparing random initialisation (``scratch``) with pretrained weights (``PT``)."""
+
+
 def ablation_entries(
-    name: str, model: str, base: dict[str, Any] | None = None
+    name: str, model: str, base: dict[str, Any] | None = None, init: str | None = None
 ) -> tuple[Entry, ...]:
     """The variants of ``model`` that ablation ``name`` compares, the model's own setting first.
 
@@ -378,18 +388,36 @@ def ablation_entries(
     widths cannot build are left out (an attention stage's width must split evenly into
     :func:`~lale.models.blocks.attention_heads`; every registered LALE model's widths do).
 
+    ``pretraining`` compares ``MODEL-scratch`` (random initialisation, the reference) with
+    ``MODEL-PT`` (started from ``init``) at the same budget.
+
     Args:
-        name: ``attention``, ``kernel``, ``norm-act`` or ``decoder``.
+        name: ``attention``, ``kernel``, ``norm-act``, ``decoder`` or ``pretraining``.
         model: The LALE model whose variants are built.
         base: Options every variant shares (e.g. a shrunken model for tests).
+        init: The pretrained weights of ``pretraining``'s PT variant.
 
     Raises:
-        UsageError: Unknown ablation name.
+        UsageError: Unknown ablation name, or ``pretraining`` without ``init``.
     """
     from lale.models.registry import model_kwargs
 
+    if name == PRETRAINING:
+        if init is None:
+            raise UsageError(
+                "--ablation pretraining needs the weights of its PT variant: "
+                "--init PRETRAIN_RUN or --init hf-hub:ORG/NAME"
+            )
+        shared = dict(base or {})
+        return (
+            Entry(f"{model}-scratch", model, shared),
+            Entry(f"{model}-PT", model, dict(shared), init=init),
+        )
+    if init is not None:
+        raise UsageError("--init applies to --ablation pretraining only")
     if name not in ABLATIONS:
-        raise UsageError(f"unknown ablation {name!r}; choose from {', '.join(ABLATIONS)}")
+        names = ", ".join([*ABLATIONS, PRETRAINING])
+        raise UsageError(f"unknown ablation {name!r}; choose from {names}")
     own = {**model_kwargs(model), **(base or {})}
     variants = sorted(
         ABLATIONS[name],

@@ -221,6 +221,9 @@ def _markdown(results: dict[str, Any]) -> str:
         lines += _pareto(results["pareto"])
     if results.get("verdicts"):
         lines += [f"## Ablation: {plan['ablation']}", ""]
+        for row in results.get("models", []):
+            if row.get("init"):
+                lines += [f"{row['model']} starts from `{row['init']}`.", ""]
         lines += [f"- {v}" for v in results["verdicts"]] + [""]
     if results.get("tuning"):
         lines += _tuning(results["tuning"])

@@ -127,6 +127,7 @@ def collect_rows(
                 "model": entry.label,
                 "arch": entry.model,
                 "options": entry.kwargs,
+                "init": entry.init,
                 "family": _family(entry.model),
                 "seeds": list(plan.seeds),
                 "lr": specs[0].lr,

@@ -182,6 +182,7 @@ def _train_one(
             out=spec.run_dir,
             model=spec.entry.model,
             model_kwargs=dict(spec.entry.kwargs),
+            init=None if spec.entry.init is None else Path(spec.entry.init),
             recipe=recipe,
             seed=spec.seed,
             skip_bad_pairs=plan.skip_bad_pairs,

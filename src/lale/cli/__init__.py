@@ -1,10 +1,10 @@
 """The ``lale`` command line: one typer app whose commands stay thin and call the library.
 
 One module per command group (``models``: models, profile; ``data``: synth, prepare, pack;
-``schema``: schema init; ``training``: train, evaluate; ``benchmark``; ``predict``; ``export``;
-``demo``; ``maps``: areas, change); what they share is in ``_common``. Command modules import
-torch and the other heavy libraries inside the command functions, so ``lale --help`` and
-``lale --version`` start without them.
+``schema``: schema init; ``training``: train, evaluate; ``pretrain``: pretrain, hub push;
+``benchmark``; ``predict``; ``export``; ``demo``; ``maps``: areas, change); what they share is
+in ``_common``. Command modules import torch and the other heavy libraries inside the command
+functions, so ``lale --help`` and ``lale --version`` start without them.
 """
 
 from __future__ import annotations
@@ -14,7 +14,18 @@ from typing import Annotated
 import typer
 
 from lale import __version__
-from lale.cli import benchmark, data, demo, export, maps, models, predict, schema, training
+from lale.cli import (
+    benchmark,
+    data,
+    demo,
+    export,
+    maps,
+    models,
+    predict,
+    pretrain,
+    schema,
+    training,
+)
 
 __all__ = ["app", "main"]
 
@@ -46,7 +57,7 @@ def _main(
     """LALE: lightweight land-cover segmentation — models, efficiency profiling and more."""
 
 
-for _group in (models, demo, data, schema, training, benchmark, export, predict, maps):
+for _group in (models, demo, data, schema, training, pretrain, benchmark, export, predict, maps):
     _group.register(app)
 
 

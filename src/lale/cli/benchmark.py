@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.markup import escape
 
 from lale.cli._common import add_command, fail, say_on, stderr, stdout
 
-AblationOption = Literal["attention", "kernel", "norm-act", "decoder"]
+AblationOption = Literal["attention", "kernel", "norm-act", "decoder", "pretraining"]
 PresetOption = Literal["quick", "frontier", "paper"]
 BnStatsChoice = Literal["running", "recompute", "both"]
 TuneOption = Literal["lr"]
@@ -42,6 +42,13 @@ def benchmark_command(
     ablation: Annotated[
         AblationOption | None,
         typer.Option(help="Variants of one LALE model (the first of --models) instead [none]."),
+    ] = None,
+    init: Annotated[
+        str | None,
+        typer.Option(
+            help="--ablation pretraining: the weights of the PT variant, a lale pretrain run or "
+            "hf-hub:ORG/NAME (the scratch variant starts from random weights) [none]."
+        ),
     ] = None,
     preset: Annotated[
         PresetOption | None,
@@ -180,7 +187,11 @@ def benchmark_command(
     shared = _model_args(model_arg)
     entries = tuple(Entry(e.label, e.model, dict(shared)) for e in parse_models(names))
     if ablation is not None:
-        entries = ablation_entries(ablation, entries[0].model, shared)
+        entries = ablation_entries(ablation, entries[0].model, shared, init)
+        if init is not None:  # unreadable or mismatched weights fail before any training
+            _check_init(init, entries[-1])
+    elif init is not None:
+        raise fail("--init applies to --ablation pretraining only")
     protocol = chosen.protocol if chosen else ProtocolOptions()
     bn_choice = bn_stats or protocol.bn_stats
     tuning = None
@@ -242,6 +253,14 @@ def _lr_grid(text: str | None) -> tuple[float, ...] | None:
     if not values or min(values) <= 0:
         raise fail(f"--lr-grid needs positive learning rates, got {text!r}")
     return values
+
+
+def _check_init(init: str, entry: Any) -> None:
+    """Fail now, in one line, if ``init`` is unreadable or fits none of ``entry``'s tensors."""
+    from lale.models.registry import create_model
+    from lale.models.transfer import load_matching, read_donor, resolve_source
+
+    load_matching(create_model(entry.model, **entry.kwargs), read_donor(resolve_source(init)))
 
 
 def register(app: typer.Typer) -> None:

@@ -1,7 +1,8 @@
 """Networks: the LALE family, baselines and frontier models, built by name through one registry."""
 
-# Importing the model modules registers their models (baselines, LALE, then the frontier).
-from lale.models import baselines, frontier, network  # noqa: F401
+# Importing the model modules registers their models (baselines, LALE, then the frontier);
+# timm_lale registers the LALE encoders with timm too.
+from lale.models import baselines, frontier, network, timm_lale  # noqa: F401
 from lale.models.registry import (
     UnknownModelError,
     create_model,

@@ -183,7 +183,8 @@ class LaleEncoder(nn.Module):
         self.out_channels = tuple(cfg.dims)
         self.reductions = REDUCTIONS
         self.stem = Stem(in_channels, cfg.dims[0], cfg.norm, cfg.act)
-        rates = torch.linspace(0, cfg.drop_path_rate, sum(cfg.depths)).tolist()
+        # On the CPU whatever the default device, so that building under torch.device("meta") works.
+        rates = torch.linspace(0, cfg.drop_path_rate, sum(cfg.depths), device="cpu").tolist()
         self.downsamples = nn.ModuleList()
         self.stages = nn.ModuleList()
         start = 0

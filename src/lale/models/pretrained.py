@@ -100,7 +100,7 @@ def _missing_error(encoder_name: str, file: HubFile, why: str) -> UnavailableErr
     return UnavailableError(
         f"ImageNet weights of encoder {encoder_name!r} are not cached and cannot be fetched "
         f"({why}): {file.repo_id} revision {rev} file {file.filename}. On a connected machine "
-        f"run 'huggingface-cli download {file.repo_id} --revision {rev}' and copy its Hugging "
+        f"run 'hf download {file.repo_id} --revision {rev}' and copy its Hugging "
         f"Face cache folder here ({hub_cache_dir()}), or point HF_HOME at a cache that holds it"
     )
 

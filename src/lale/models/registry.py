@@ -9,6 +9,7 @@ on import.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -17,6 +18,8 @@ from typing import Any, Literal
 from torch import nn
 
 from lale.errors import UsageError
+
+log = logging.getLogger(__name__)
 
 Family = Literal["lale", "baseline", "frontier"]
 Builder = Callable[..., nn.Module]
@@ -130,8 +133,8 @@ def check_pretrained(name: str) -> None:
     if entry.family != "baseline":
         raise UsageError(
             f"{entry.name}: LALE has no published ImageNet weights, so --pretrained applies to "
-            "baselines only; start from a trained run or weights file with "
-            "--init RUN_DIR|FILE.safetensors"
+            "baselines only; pretrain its encoder with lale pretrain, or start from a run, a "
+            "weights file or a hub repository with --init RUN_DIR|FILE.safetensors|hf-hub:ORG/NAME"
         )
 
 
@@ -140,18 +143,22 @@ def create_model(
     num_classes: int = 7,
     in_channels: int = 3,
     *,
-    pretrained: bool = False,
+    pretrained: bool | str = False,
     **overrides: Any,
 ) -> nn.Module:
-    """Build a registered model, randomly initialised (or from ImageNet weights).
+    """Build a registered model, randomly initialised (or from pretrained weights).
 
     Args:
         name: A name from :func:`list_models`; baselines accept ``"arch:encoder"``
             (e.g. ``"upernet:efficientnet-b0"``).
         num_classes: Number of output classes (logit channels).
         in_channels: Number of input bands.
-        pretrained: Baselines only: start the encoder from its ImageNet weights, taken from
-            the local Hugging Face cache (fetched first if missing and possible).
+        pretrained: ``True`` (baselines only): start the encoder from its ImageNet weights,
+            taken from the local Hugging Face cache (fetched first if missing and possible).
+            ``"hf-hub:ORG/NAME"`` (any model): load the tensors of that repository that match
+            by name and shape — an encoder from ``lale pretrain`` or a whole trained model
+            from ``lale hub push`` (:mod:`lale.models.transfer`; cached repositories load
+            offline).
         **overrides: Keyword arguments merged over the variant's defaults; ``None`` is dropped.
 
     Returns:
@@ -159,11 +166,21 @@ def create_model(
 
     Raises:
         UnknownModelError: ``name`` is not registered (the message lists valid names).
-        UsageError: ``pretrained`` for a model without published ImageNet weights (LALE).
-        UnavailableError: ``pretrained`` and the weights are neither cached nor fetchable.
+        UsageError: ``pretrained=True`` for a model without published ImageNet weights (LALE),
+            or a hub repository none of whose tensors fit.
+        UnavailableError: The weights are neither cached nor fetchable.
     """
     entry = get_entry(name)
     kwargs = model_kwargs(name, **overrides)
+    if isinstance(pretrained, str):
+        from lale.models.transfer import is_hub_source, load_matching, read_donor, resolve_source
+
+        if not is_hub_source(pretrained):
+            raise UsageError(f"pretrained={pretrained!r}: give True or 'hf-hub:ORG/NAME'")
+        model = entry.builder(num_classes=num_classes, in_channels=in_channels, **kwargs)
+        taken, fresh = load_matching(model, read_donor(resolve_source(pretrained)))
+        log.info("%s: %d tensors loaded, %d left fresh", pretrained, len(taken), len(fresh))
+        return model
     if pretrained:
         check_pretrained(name)
         kwargs["pretrained"] = True

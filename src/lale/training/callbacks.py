@@ -167,8 +167,9 @@ class EpochTable(L.Callback):
 
     COLUMNS = ("epoch", "step", "lr", "train/loss", "val/loss", "val/accuracy")
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, columns: tuple[str, ...] = COLUMNS) -> None:
         self.path = run_dir / METRICS_CSV
+        self.columns = columns
         self.rows: list[dict[str, Any]] = []
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -186,7 +187,7 @@ class EpochTable(L.Callback):
             self._write()
 
     def _write(self) -> None:
-        keys = list(self.COLUMNS)
+        keys = list(self.columns)
         for row in self.rows:
             keys += [k for k in row if k not in keys]
         buffer = io.StringIO()

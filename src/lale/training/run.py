@@ -26,6 +26,7 @@ from lale.atomic import write_json_atomic
 from lale.data.folder import count_class_pixels, data_scaling, resolve_schema
 from lale.data.schema import ClassSchema
 from lale.models.pretrained import ensure_model_weights
+from lale.models.transfer import is_hub_source, load_matching, read_donor, resolve_source
 from lale.output_paths import check_output_dir
 from lale.recipe import Recipe, RunRecipe
 from lale.run_layout import CHECKPOINT, SKIPPED_PAIRS, TEST_METRICS, WEIGHTS
@@ -51,6 +52,7 @@ from lale.training.datamodule import LandCoverDataModule
 from lale.training.losses import class_weights_from_counts
 from lale.training.module import MONITOR, NonFiniteLossError, SegmentationTask
 from lale.training.outputs import write_outputs, write_per_image
+from lale.training.pretrain import is_pretrain_run
 from lale.training.rundir import RunLock, claim_new
 from lale.training.safety import (
     TrainingError,
@@ -147,11 +149,24 @@ def _init_from(task: SegmentationTask, run_dir: Path, say: Say) -> None:
     """Copy every tensor of an earlier run whose name and shape match; report the rest.
 
     A ``.safetensors`` file instead of a run directory must match the model exactly (names
-    and shapes; a one-line error names the first that do not); it is never unpickled.
+    and shapes; a one-line error names the first that do not); it is never unpickled. A
+    ``lale pretrain`` run or ``hf-hub:ORG/NAME`` gives its encoder (or, for a repository pushed
+    from a training run, its whole model): see :mod:`lale.models.transfer`.
     """
     if run_dir.suffix == ".safetensors" and not run_dir.is_dir():
         load_weights(task.net, run_dir)
         say(f"--init {run_dir}: all {len(task.net.state_dict())} tensors taken")
+        return
+    if is_hub_source(run_dir) or is_pretrain_run(run_dir):
+        source = str(run_dir)
+        weights = read_donor(resolve_source(source))
+        loaded, left = load_matching(task.net, weights)
+        what = "encoder" if weights.kind == "encoder" else "model"
+        say(
+            f"--init {source}: {len(loaded)} of {len(weights.state)} {what} tensors loaded from "
+            f"{weights.architecture} ({weights.note}); {len(left)} of this model's "
+            f"{len(loaded) + len(left)} start fresh"
+        )
         return
     donor, config = load_run(run_dir)
     own = task.net.state_dict()
@@ -211,6 +226,8 @@ def train(options: TrainOptions, say: Say = print) -> TrainResult:
         claim_new(out, clear=False)
     if options.pretrained:  # fail within seconds, before the data checks
         ensure_model_weights(options.model, options.model_kwargs)
+    if options.init is not None and is_hub_source(options.init):
+        resolve_source(str(options.init))  # cached, fetched or a one-line error, up front
     schema = resolve_schema(options.data, options.schema)
     data = _data_module(options, schema, options.recipe)
     if leader:

@@ -55,8 +55,11 @@ def check_data(data: LandCoverDataModule, root: Path, max_unknown: float, say: S
 
 
 @contextmanager
-def stopping(stop: StopOnSignal, out: Path) -> Iterator[None]:
-    """Signals during the block stop it with :class:`TrainingStopped`; failed saves explained."""
+def stopping(stop: StopOnSignal, out: Path, resume: str = "lale train --resume") -> Iterator[None]:
+    """Signals during the block stop it with :class:`TrainingStopped`; failed saves explained.
+
+    ``resume`` is the command the messages tell the user to continue with.
+    """
     stop.install()
     try:
         yield
@@ -64,11 +67,9 @@ def stopping(stop: StopOnSignal, out: Path) -> Iterator[None]:
         kept = out / CHECKPOINT
         what = f"kept {kept}" if kept.is_file() else "nothing to resume from was saved yet"
         name = stop.received or "an interrupt"
-        raise TrainingStopped(
-            f"stopped by {name}; {what}; continue with: lale train --resume {out}"
-        ) from None
+        raise TrainingStopped(f"stopped by {name}; {what}; continue with: {resume} {out}") from None
     except CheckpointWriteError as err:
-        hint = f"; continue with: lale train --resume {out}" if err.path.exists() else ""
+        hint = f"; continue with: {resume} {out}" if err.path.exists() else ""
         raise TrainingError(f"{err}{hint}") from None
     finally:
         stop.restore()
