@@ -298,3 +298,54 @@ def test_benchmark_pretraining_ablation(pretrain_run: Path, seg_data: Path, tmp_
         "lale_s1-PT vs lale_s1-scratch"
     )
     assert f"lale_s1-PT starts from `{pretrain_run}`" in (out / "report.md").read_text()
+
+
+def test_pretrain_on_two_ddp_processes(folder: Path, tmp_path: Path) -> None:
+    """``lale pretrain --devices 2 --strategy ddp`` on CPU (gloo): Lightning starts rank 1 by
+    running the same command again; the ranks split each epoch's batches between them."""
+    import os
+    import subprocess
+    import sys
+
+    if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
+        pytest.skip("this torch build has no gloo backend")
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
+    env.pop("MASTER_PORT", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "lale.cli", "pretrain", "--data", str(folder), "--out", str(out),
+         *SMALL, "--epochs", "1", "--devices", "2", "--strategy", "ddp", "--accelerator", "cpu",
+         "--no-progress"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "48 images of 3 classes (18 val), 3 steps per epoch" in done.stdout  # 6 per rank
+    scores = json.loads((out / "val_metrics.json").read_text())
+    assert scores["val_images"] == 18 and (out / "encoder.safetensors").is_file()
+    rows = (out / "metrics.csv").read_text().splitlines()
+    assert rows[1].split(",")[:2] == ["0", "3"]  # epoch 0 ended after 3 steps
+
+
+def test_pretrain_recipe_pieces(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from lale.training.hardware import default_precision
+    from lale.training.pretrain import PretrainOptions
+    from lale.training.pretrain_task import PretrainRecipe, PretrainTask
+
+    task = PretrainTask("lale_s1", 3, 3, PretrainRecipe(epochs=4, warmup_epochs=1), seed=0)
+    task.steps_per_epoch = 10
+    config = task.configure_optimizers()
+    groups = config["optimizer"].param_groups
+    no_decay = [g for g in groups if g["weight_decay"] == 0.0]
+    assert no_decay and all(p.ndim <= 1 for g in no_decay for p in g["params"])  # norms, biases
+    scheduler = config["lr_scheduler"]["scheduler"]
+    assert config["lr_scheduler"]["interval"] == "step"
+    lrs = []
+    for step in (0, 5, 10, 25, 40):  # warm-up over the first epoch's 10 updates, then cosine
+        scheduler.step_update(num_updates=step)
+        lrs.append(groups[0]["lr"])
+    assert lrs[0] < lrs[1] < lrs[2] and lrs[2] > lrs[3] > lrs[4]
+    options = PretrainOptions(tmp_path, tmp_path / "o")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert default_precision(options.precision, options.accelerator) == "bf16-mixed"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert default_precision(options.precision, options.accelerator) == "32-true"

@@ -10,6 +10,15 @@ from typing import Annotated, Any
 import typer
 
 from lale.cli._common import add_command, fail, guarded, say_on, stdout
+from lale.cli.training import (
+    Accelerator,
+    CheckpointEvery,
+    Devices,
+    NumNodes,
+    Precision,
+    Strategy,
+    Workers,
+)
 
 
 def pretrain_command(
@@ -47,17 +56,13 @@ def pretrain_command(
     drop_path: Annotated[float, typer.Option(min=0.0, max=1.0, help="Stochastic depth.")] = 0.1,
     in_chans: Annotated[int, typer.Option(min=1, help="Input bands.")] = 3,
     seed: Annotated[int, typer.Option(min=0, help="Run seed.")] = 0,
-    precision: Annotated[
-        str | None, typer.Option(help="Lightning precision [bf16-mixed on GPU, else 32-true].")
-    ] = None,
-    accelerator: Annotated[str, typer.Option(help="auto, cpu or gpu.")] = "auto",
-    devices: Annotated[str, typer.Option(help="Devices per node (number or 'auto').")] = "1",
-    num_nodes: Annotated[int, typer.Option(min=1, help="Nodes.")] = 1,
-    strategy: Annotated[str, typer.Option(help="auto, ddp, ...")] = "auto",
-    workers: Annotated[int, typer.Option(min=0, help="Data-loader workers.")] = 0,
-    checkpoint_every: Annotated[
-        int, typer.Option(min=0, help="Save resumable state every N steps (and each epoch).")
-    ] = 50,
+    precision: Precision = None,
+    accelerator: Accelerator = "auto",
+    devices: Devices = "1",
+    num_nodes: NumNodes = 1,
+    strategy: Strategy = "auto",
+    workers: Workers = 0,
+    checkpoint_every: CheckpointEvery = 50,
     max_steps: Annotated[int, typer.Option(help="Stop after N steps (-1: no limit).")] = -1,
     progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
 ) -> None:

@@ -16,6 +16,19 @@ from lale.cli.schema import SCHEMA_EXAMPLE_JSON, SCHEMA_EXAMPLE_YAML
 
 BnStatsOption = Literal["running", "recompute"]
 
+# The hardware options of the commands that train (lale train, lale pretrain), declared once.
+Precision = Annotated[
+    str | None, typer.Option(help="Lightning precision [bf16-mixed on GPU, else 32-true].")
+]
+Accelerator = Annotated[str, typer.Option(help="auto, cpu or gpu.")]
+Devices = Annotated[str, typer.Option(help="Devices per node (number or 'auto').")]
+NumNodes = Annotated[int, typer.Option(min=1, help="Nodes.")]
+Strategy = Annotated[str, typer.Option(help="auto, ddp, ...")]
+Workers = Annotated[int, typer.Option(min=0, help="Data-loader workers.")]
+CheckpointEvery = Annotated[
+    int, typer.Option(min=0, help="Save resumable state every N steps (and each epoch).")
+]
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -175,17 +188,13 @@ def train_command(
     model_arg: Annotated[
         list[str] | None, typer.Option(help="Model option key=value (repeatable) [none].")
     ] = None,
-    precision: Annotated[
-        str | None, typer.Option(help="Lightning precision [bf16-mixed on GPU, else 32-true].")
-    ] = None,
-    accelerator: Annotated[str, typer.Option(help="auto, cpu or gpu.")] = "auto",
-    devices: Annotated[str, typer.Option(help="Devices per node (number or 'auto').")] = "1",
-    num_nodes: Annotated[int, typer.Option(min=1, help="Nodes.")] = 1,
-    strategy: Annotated[str, typer.Option(help="auto, ddp, ...")] = "auto",
-    workers: Annotated[int, typer.Option(min=0, help="Data-loader workers.")] = 0,
-    checkpoint_every: Annotated[
-        int, typer.Option(min=0, help="Save resumable state every N steps (and each epoch).")
-    ] = 50,
+    precision: Precision = None,
+    accelerator: Accelerator = "auto",
+    devices: Devices = "1",
+    num_nodes: NumNodes = 1,
+    strategy: Strategy = "auto",
+    workers: Workers = 0,
+    checkpoint_every: CheckpointEvery = 50,
     strict: Annotated[
         bool, typer.Option("--strict", help="Unknown mask colours are errors.")
     ] = False,

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 from lightning.pytorch.callbacks import RichProgressBar
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from torch import nn
@@ -41,6 +40,7 @@ from lale.training.callbacks import (
     StopOnSignal,
 )
 from lale.training.figures import plot_history
+from lale.training.hardware import default_precision
 from lale.training.pretrain_data import AugmentSpec, ImageFolderData
 from lale.training.pretrain_task import PretrainRecipe, PretrainTask, evaluate_classifier
 from lale.training.rundir import RunLock, claim_new
@@ -157,13 +157,6 @@ def _record(options: PretrainOptions, classes: list[str]) -> dict[str, Any]:
     }
 
 
-def _precision(options: PretrainOptions) -> str:
-    if options.precision is not None:
-        return options.precision
-    gpu = torch.cuda.is_available() and options.accelerator in ("auto", "gpu", "cuda")
-    return "bf16-mixed" if gpu else "32-true"
-
-
 def pretrain(options: PretrainOptions, say: Say = print) -> dict[str, Any]:
     """Pretrain ``options.model`` on the ImageFolder ``options.data`` into ``options.out``.
 
@@ -264,7 +257,7 @@ def _fit(
         devices=options.devices,
         num_nodes=options.num_nodes,
         strategy=options.strategy,
-        precision=_precision(options),  # type: ignore[arg-type]
+        precision=default_precision(options.precision, options.accelerator),  # type: ignore[arg-type]
         max_epochs=options.recipe.epochs,
         max_steps=options.max_steps,
         gradient_clip_val=options.recipe.grad_clip,

@@ -49,6 +49,7 @@ from lale.training.callbacks import (
 )
 from lale.training.curve import BudgetCurve, CurveSpec
 from lale.training.datamodule import LandCoverDataModule
+from lale.training.hardware import default_precision
 from lale.training.losses import class_weights_from_counts
 from lale.training.module import MONITOR, NonFiniteLossError, SegmentationTask
 from lale.training.outputs import write_outputs, write_per_image
@@ -183,13 +184,6 @@ def _init_from(task: SegmentationTask, run_dir: Path, say: Say) -> None:
 def _bad_record(bad: dict[str, list[tuple[str, str]]]) -> dict[str, Any]:
     """``skipped_pairs.json``: per split, the pairs ``--skip-bad-pairs`` left out and why."""
     return {split: [{"name": n, "why": why} for n, why in pairs] for split, pairs in bad.items()}
-
-
-def _precision(options: TrainOptions) -> str:
-    if options.precision is not None:
-        return options.precision
-    gpu = torch.cuda.is_available() and options.accelerator in ("auto", "gpu", "cuda")
-    return "bf16-mixed" if gpu else "32-true"
 
 
 def _options_record(options: TrainOptions, recipe: Recipe) -> RunRecipe:
@@ -377,7 +371,7 @@ def _fit(
         devices=options.devices,
         num_nodes=options.num_nodes,
         strategy=options.strategy,
-        precision=_precision(options),  # type: ignore[arg-type]
+        precision=default_precision(options.precision, options.accelerator),  # type: ignore[arg-type]
         max_epochs=recipe.epochs,
         max_steps=options.max_steps,
         max_time=None if options.max_minutes is None else timedelta(minutes=options.max_minutes),
