@@ -29,7 +29,9 @@ def pretrain_command(
             "layout) [required unless --resume]."
         ),
     ] = None,
-    out: Annotated[Path | None, typer.Option(help="New run directory [required].")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="New run directory [required unless --resume].")
+    ] = None,
     model: Annotated[str, typer.Option(help="LALE variant (lale_s1, lale_s2, lale_t, ...).")] = (
         "lale_s1"
     ),
@@ -66,8 +68,8 @@ def pretrain_command(
     max_steps: Annotated[int, typer.Option(help="Stop after N steps (-1: no limit).")] = -1,
     progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
 ) -> None:
-    """Pretrain a LALE encoder as an image classifier with timm's recipe (RandAugment, Mixup/
-    CutMix, AdamW, cosine warm-up) on Lightning. The run directory holds timm's config.json,
+    """Pretrain a LALE encoder as an image classifier with timm's recipe (RandAugment,
+    Mixup/CutMix, AdamW, cosine warm-up) on Lightning. The run directory holds timm's config.json,
     model.safetensors, encoder.safetensors and val top-1/top-5; start segmentation from it
     with lale train --init RUN."""
     from lale.cli.training import _quiet_lightning

@@ -173,8 +173,9 @@ def train_command(
     init: Annotated[
         Path | None,
         typer.Option(
-            help="Initialise from this run directory, or from a .safetensors file of the same "
-            "architecture (fine-tuning) [random initialisation, or ImageNet with --pretrained]."
+            help="Initialise from this run directory, a .safetensors file of the same "
+            "architecture (fine-tuning), a lale pretrain run (its encoder) or hf-hub:ORG/NAME "
+            "[random initialisation, or ImageNet with --pretrained]."
         ),
     ] = None,
     pretrained: Annotated[
