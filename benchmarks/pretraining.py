@@ -2,7 +2,7 @@
 
 Usage (from the repository root)::
 
-    .venv/bin/python benchmarks/pretraining.py                 # about 40 minutes on 2 CPU cores
+    .venv/bin/python benchmarks/pretraining.py                 # about 25 minutes on 2 CPU cores
     .venv/bin/python benchmarks/pretraining.py --epochs 4 --train 400 --seeds 1   # a smoke run
 
 1. **A small ImageFolder.** ``lale synth`` writes ``--train`` + ``--val`` synthetic land-cover
