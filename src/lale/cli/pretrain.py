@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -72,7 +72,7 @@ def pretrain_command(
     Mixup/CutMix, AdamW, cosine warm-up) on Lightning. The run directory holds timm's config.json,
     model.safetensors, encoder.safetensors and val top-1/top-5; start segmentation from it
     with lale train --init RUN."""
-    from lale.cli.training import _quiet_lightning
+    from lale.cli.training import _quiet_lightning, hardware_options
     from lale.training.pretrain import (
         PretrainOptions,
         PretrainRecipe,
@@ -83,16 +83,16 @@ def pretrain_command(
 
     _quiet_lightning()
     console = stdout()
-    hardware: dict[str, Any] = {
-        "workers": workers,
-        "accelerator": accelerator,
-        "devices": int(devices) if devices.isdigit() else devices,
-        "num_nodes": num_nodes,
-        "strategy": strategy,
-        "precision": precision,
-        "progress": progress,
-        "max_steps": max_steps,
-    }
+    hardware = hardware_options(
+        workers,
+        accelerator,
+        devices,
+        num_nodes,
+        strategy,
+        precision=precision,
+        progress=progress,
+        max_steps=max_steps,
+    )
     if resume is not None:
         result = resume_pretrain(resume, say=say_on(console), **hardware)
     else:

@@ -67,6 +67,20 @@ def _weights(value: str | None) -> tuple[str | None, tuple[float, ...] | None]:
         raise fail(message) from None
 
 
+def hardware_options(
+    workers: int, accelerator: str, devices: str, num_nodes: int, strategy: str, **more: Any
+) -> dict[str, Any]:
+    """The run options a training command takes from its hardware flags (``devices`` parsed)."""
+    return {
+        "workers": workers,
+        "accelerator": accelerator,
+        "devices": int(devices) if devices.isdigit() else devices,
+        "num_nodes": num_nodes,
+        "strategy": strategy,
+        **more,
+    }
+
+
 def _quiet_lightning() -> None:
     """Keep the terminal to lale's own output: Lightning's banners and tips go to the log."""
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
@@ -229,15 +243,9 @@ def train_command(
 
     _quiet_lightning()
     console = stdout()
-    hardware: dict[str, Any] = {
-        "workers": workers,
-        "accelerator": accelerator,
-        "devices": int(devices) if devices.isdigit() else devices,
-        "num_nodes": num_nodes,
-        "strategy": strategy,
-        "progress": progress,
-        "max_steps": max_steps,
-    }
+    hardware = hardware_options(
+        workers, accelerator, devices, num_nodes, strategy, progress=progress, max_steps=max_steps
+    )
     if resume is not None:
         result = resume_run(resume, epochs, hardware, say=say_on(console))
     else:
