@@ -27,6 +27,7 @@ __all__ = [
     "ensure_cached",
     "ensure_model_weights",
     "hub_cache_dir",
+    "hub_offline",
     "pretrained_files",
 ]
 
@@ -61,7 +62,8 @@ def hub_cache_dir() -> Path:
     return Path(constants.HF_HUB_CACHE)
 
 
-def _offline() -> bool:
+def hub_offline() -> bool:
+    """Whether the Hugging Face hub must not be asked (``HF_HUB_OFFLINE``, read now)."""
     from huggingface_hub import constants
 
     flag = os.environ.get("HF_HUB_OFFLINE", "")
@@ -138,7 +140,7 @@ def ensure_cached(encoder_name: str) -> None:
             continue
         except (OSError, ValueError):
             pass  # not cached
-        if _offline():
+        if hub_offline():
             raise _missing_error(encoder_name, file, "HF_HUB_OFFLINE is set")
         try:
             _probe(file)  # one quick request: the hub's own client retries for half a minute

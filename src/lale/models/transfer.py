@@ -18,7 +18,6 @@ Tensors are matched by name and shape; :func:`load_matching` says how many were 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,19 +32,11 @@ from lale.errors import UnavailableError, UsageError, cause_text
 __all__ = ["HUB_PREFIX", "Donor", "is_hub_source", "load_matching", "read_donor", "resolve_source"]
 
 HUB_PREFIX = "hf-hub:"
-_CONNECT_TIMEOUT_S = 10.0
 
 
 def is_hub_source(source: str | Path) -> bool:
     """Whether ``source`` names a Hugging Face Hub repository (``hf-hub:ORG/NAME``)."""
     return str(source).startswith(HUB_PREFIX)
-
-
-def _offline() -> bool:
-    from huggingface_hub import constants
-
-    flag = os.environ.get("HF_HUB_OFFLINE", "").strip().lower()
-    return flag in {"1", "on", "yes", "true"} or bool(constants.HF_HUB_OFFLINE)
 
 
 def resolve_source(source: str | Path) -> Path:
@@ -63,7 +54,7 @@ def resolve_source(source: str | Path) -> Path:
         return path
     from huggingface_hub import snapshot_download
 
-    from lale.models.pretrained import hub_cache_dir
+    from lale.models.pretrained import CONNECT_TIMEOUT_S, hub_cache_dir, hub_offline
 
     repo, _, revision = str(source)[len(HUB_PREFIX) :].partition("@")
     if repo.count("/") != 1 or not all(repo.split("/")):
@@ -77,7 +68,7 @@ def resolve_source(source: str | Path) -> Path:
         )
     except Exception:  # not (completely) cached: fetch below, where allowed
         pass
-    if _offline():
+    if hub_offline():
         why = "HF_HUB_OFFLINE is set"
     else:
         try:
@@ -86,7 +77,7 @@ def resolve_source(source: str | Path) -> Path:
                     repo,
                     revision=revision or None,
                     cache_dir=cache,
-                    etag_timeout=_CONNECT_TIMEOUT_S,
+                    etag_timeout=CONNECT_TIMEOUT_S,
                 )
             )
         except Exception as err:  # any failure to fetch is the same answer
