@@ -91,7 +91,8 @@ def main() -> None:
     import rasterio
 
     from lale.inference.onnx.clients import client_path, export_clients
-    from lale.inference.predict import PredictOptions, load_model_file, predict_scene
+    from lale.inference.options import PredictOptions
+    from lale.inference.predict import load_model_file, predict_scene
     from lale.profiling.environment import collect_environment, distribution_versions
 
     model = client_path(args.run / "model.onnx")

@@ -58,8 +58,8 @@ def invoke(args: list[str]) -> str:
 
 def image_folder(root: Path, train: int, val: int, size: int) -> dict[str, Any]:
     """Synthetic patches sorted into class folders by their mask's most frequent class."""
-    from lale.data.folder import resolve_schema
     from lale.data.io import read_mask
+    from lale.data.schema import resolve_schema
 
     synth = root / "synth"
     invoke(["synth", str(synth), "--train", str(train), "--val", str(val), "--test", "0",

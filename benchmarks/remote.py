@@ -154,8 +154,8 @@ def shards_part(tmp: Path, patches: int, shard_size: str) -> dict[str, Any]:
     import boto3
     from moto.server import ThreadedMotoServer
 
-    from lale.data.pack import pack_dataset, parse_shard_size
-    from lale.data.remote_shards import open_remote_shards
+    from lale.data.shards.pack import pack_dataset, parse_shard_size
+    from lale.data.shards.remote import open_remote_shards
     from lale.data.synthetic import write_dataset
 
     write_dataset(tmp / "data", train=patches, val=0, test=0, size=256, workers=2)

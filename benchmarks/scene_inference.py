@@ -54,7 +54,8 @@ FULL_TILE = 10980
 RSS_LIMIT_MB = 3 * 1024
 CHILD = r"""
 import json, sys, time, torch
-from lale.inference.predict import PredictOptions, load_backend, predict_scene
+from lale.inference.options import PredictOptions
+from lale.inference.predict import load_backend, predict_scene
 run, scene, out, backend, tile, overlap, batch, threads = sys.argv[1:9]
 if int(threads) > 0:
     torch.set_num_threads(int(threads))

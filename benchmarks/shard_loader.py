@@ -41,8 +41,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from lale.data.pack import pack_dataset, parse_shard_size
 from lale.data.schema import ARAS400K
+from lale.data.shards.pack import pack_dataset, parse_shard_size
 from lale.data.synthetic import write_dataset
 from lale.profiling import collect_environment
 from lale.training.datamodule import LandCoverDataModule

@@ -50,7 +50,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from torch import nn
 
-from lale.data.aras import ARAS400K
+from lale.data.schema.aras import ARAS400K
 from lale.data.synthetic import generate_scene, patch_rng
 from lale.models import create_model
 from lale.profiling.environment import collect_environment

@@ -13,8 +13,9 @@ from rasters import write_geotiff
 from torch.utils.data import DataLoader
 
 from lale.data.collate import PadCollate
-from lale.data.dataset import SegmentationDataset, scan_split, skipped_message
+from lale.data.dataset import SegmentationDataset, scan_split
 from lale.data.io import read_image, read_info, read_mask
+from lale.data.io.layout import skipped_message
 from lale.data.schema import ARAS400K, WORLDCOVER, ClassSchema, ImageSpec
 from lale.data.stats import compute_band_stats
 from lale.data.synthetic import write_dataset

@@ -8,8 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lale.data.aras import ARAS400K as ARAS_REEXPORT
-from lale.data.aras import ClassSchema as ClassSchemaReexport
 from lale.data.schema import (
     ARAS400K,
     IMAGENET_MEAN,
@@ -21,6 +19,8 @@ from lale.data.schema import (
     load_schema,
     save_schema,
 )
+from lale.data.schema.aras import ARAS400K as ARAS_REEXPORT
+from lale.data.schema.aras import ClassSchema as ClassSchemaReexport
 from lale.errors import DataError
 
 CUSTOM = ClassSchema(

@@ -29,8 +29,8 @@ from rasters import write_geotiff
 from torch import nn
 from typer.testing import CliRunner
 
-from lale.data.aras import ARAS400K
 from lale.data.schema import ClassSchema, ImageSpec
+from lale.data.schema.aras import ARAS400K
 from lale.errors import EXIT_UNAVAILABLE, EXIT_USAGE
 from lale.inference.onnx.deepness import deepness_metadata, deepness_standardization
 from lale.run_config import RunConfig

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from lale import run_layout
 from lale.cli.export import register
-from lale.data.aras import ARAS400K
+from lale.data.schema.aras import ARAS400K
 from lale.data.synthetic import write_dataset
 from lale.inference.onnx import export as export_module
 from lale.inference.onnx import io as onnx_io

@@ -20,8 +20,8 @@ runner = CliRunner()
 
 
 def _predict(tmp_path: Path, seed: int) -> Path:
-    from lale.data.image_spec import ImageSpec
     from lale.data.schema import ARAS400K, ClassSchema
+    from lale.data.schema.image_spec import ImageSpec
     from lale.models import create_model
     from lale.runs import RunConfig, save_run
 

@@ -15,7 +15,7 @@ from rasters import write_geotiff
 from typer.testing import CliRunner
 
 from lale import cli
-from lale.data import prepare_cut
+from lale.data.prepare import cut as prepare_cut
 from lale.inference import cog, scene_outputs
 
 pytestmark = [

@@ -24,19 +24,15 @@ from torch import Tensor, nn
 from typer.testing import CliRunner
 
 from lale.cli.predict import register
-from lale.data.bands import parse_bands
+from lale.data.io.bands import parse_bands
 from lale.data.schema import ARAS400K, ClassSchema, ImageSpec
 from lale.data.transforms import normalize_input
 from lale.errors import DataError
 from lale.inference.areas import AreaCounter, row_areas_km2
 from lale.inference.batch import output_names
-from lale.inference.predict import (
-    PredictOptions,
-    TorchBackend,
-    load_backend,
-    plan_input,
-    predict_scene,
-)
+from lale.inference.input_plan import plan_input
+from lale.inference.options import PredictOptions
+from lale.inference.predict import TorchBackend, load_backend, predict_scene
 from lale.inference.scene import open_scene
 from lale.models import create_model
 from lale.runs import RunConfig, save_run

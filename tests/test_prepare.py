@@ -31,8 +31,13 @@ from rasterio.windows import Window  # noqa: E402
 from rasters import write_geotiff  # noqa: E402
 
 from lale import cli  # noqa: E402
-from lale.data.aras import ARAS400K  # noqa: E402
-from lale.data.bands import parse_bands  # noqa: E402
+from lale.data.io.bands import parse_bands  # noqa: E402
+from lale.data.io.rasters import (  # noqa: E402
+    aras400k_uint8,
+    band_offsets,
+    read_image_window,
+    to_uint8,
+)
 from lale.data.prepare import (  # noqa: E402
     SPLITS,
     PrepareError,
@@ -44,12 +49,7 @@ from lale.data.prepare import (  # noqa: E402
     prepare_dataset,
     remap_worldcover,
 )
-from lale.data.rasters import (  # noqa: E402
-    aras400k_uint8,
-    band_offsets,
-    read_image_window,
-    to_uint8,
-)
+from lale.data.schema.aras import ARAS400K  # noqa: E402
 from lale.errors import DataError, UsageError  # noqa: E402
 
 runner = CliRunner()

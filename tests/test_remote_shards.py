@@ -104,7 +104,7 @@ def test_remote_shards_train_as_local_and_respect_the_cache_limit(
     kept = _chunks(tmp_path / "c1")
     assert len(kept) == len(list(shards.rglob("chunk-*.bin")))  # every chunk came once, kept
     assert sum(p.stat().st_size for p in kept) == total
-    from lale.data.remote_shards import read_remote, streaming_dataset
+    from lale.data.shards.remote import read_remote, streaming_dataset
 
     (mirror,) = [p for p in (tmp_path / "c1").iterdir() if p.is_dir()]
     warm = streaming_dataset(mirror / "train", read_remote(mirror))
@@ -219,7 +219,7 @@ def test_killed_ddp_run_from_s3_resumes_without_repeating_or_skipping(
     import torch
     from test_shards import _digests, _phase
 
-    from lale.data.remote_shards import open_remote_shards, read_remote
+    from lale.data.shards.remote import open_remote_shards, read_remote
 
     if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
         pytest.skip("this torch build has no gloo backend")

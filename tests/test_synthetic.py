@@ -13,8 +13,8 @@ import pytest
 from numpy.typing import NDArray
 from PIL import Image
 
-from lale.data.aras import ARAS400K, BARREN, BUILT_UP, CROP, GRASS, SHRUB, TREE, WATER
-from lale.data.png import encode_png
+from lale.data.io.png import encode_png
+from lale.data.schema.aras import ARAS400K, BARREN, BUILT_UP, CROP, GRASS, SHRUB, TREE, WATER
 from lale.data.synthetic import SPLITS, generate_scene, patch_rng, save_mosaic, write_dataset
 from lale.data.synthetic.labels import worldcover_labels
 from lale.data.synthetic.layout import build_layout

@@ -22,8 +22,8 @@ from lale.errors import RunError
 from lale.recipe import Recipe, RunRecipe
 
 if TYPE_CHECKING:
-    from lale.data.image_spec import ImageSpec
     from lale.data.schema import ClassSchema
+    from lale.data.schema.image_spec import ImageSpec
 
 __all__ = [
     "CONFIG_NAME",

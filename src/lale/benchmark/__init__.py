@@ -14,6 +14,7 @@ from typing import Any
 
 from rich.console import Console
 
+from lale.benchmark.ablations import ABLATIONS, ablation_entries
 from lale.benchmark.claims import (
     ablation_verdicts,
     bn_effect,
@@ -23,14 +24,12 @@ from lale.benchmark.claims import (
     protocol_changes,
 )
 from lale.benchmark.plan import (
-    ABLATIONS,
     DEFAULT_BN_STATS,
     BenchmarkPlan,
     Budget,
     Entry,
     Protocol,
     Tuning,
-    ablation_entries,
     parse_models,
 )
 from lale.benchmark.presets import PRESETS, Preset, ensure_synthetic

@@ -304,7 +304,7 @@ def train_runs(
 def _check_data(plan: BenchmarkPlan) -> None:
     """Read every split's file headers as training will: bad input fails before ``OUT``."""
     from lale.data.dataset import SegmentationDataset
-    from lale.data.folder import resolve_schema
+    from lale.data.schema import resolve_schema
 
     schema = resolve_schema(plan.data, None)
     for split in ("train", "val", "test"):

@@ -107,7 +107,7 @@ def prepare_command(
         raise UnavailableError(
             f"lale prepare needs rasterio ({err}): pip install rasterio"
         ) from None
-    from lale.data.bands import parse_bands
+    from lale.data.io.bands import parse_bands
 
     options = prep.PrepareOptions(
         patch=patch,
@@ -160,7 +160,7 @@ def pack_command(
     """
     from rich.table import Table
 
-    from lale.data.pack import pack_dataset, parse_shard_size
+    from lale.data.shards.pack import pack_dataset, parse_shard_size
 
     size = parse_shard_size(shard_size)
     with progress_bar() as bar:

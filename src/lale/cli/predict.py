@@ -207,10 +207,11 @@ def predict_command(
     Sliding windows of TILE pixels overlapping by OVERLAP; memory is bounded by the batch, not
     the scene.
     """
-    from lale.data.bands import parse_bands
+    from lale.data.io.bands import parse_bands
     from lale.inference.batch import Failure, output_names, predict_files
     from lale.inference.inputs import expand_inputs
-    from lale.inference.predict import PredictOptions, predict_scene
+    from lale.inference.options import PredictOptions
+    from lale.inference.predict import predict_scene
     from lale.inference.scene_outputs import planned_outputs
     from lale.inference.stac import read_stac
     from lale.inference.vector_options import VectorOptions, parse_min_area

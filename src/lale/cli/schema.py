@@ -50,7 +50,7 @@ def init_command(
     Training picks up DATA/schema.json by itself.
     """
     from lale.atomic import write_bytes_atomic
-    from lale.data.schema_init import draft_schema
+    from lale.data.survey.schema_init import draft_schema
     from lale.run_layout import DATASET_SCHEMA
 
     target = out or data / DATASET_SCHEMA

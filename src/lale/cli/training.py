@@ -119,7 +119,7 @@ CacheLimit = Annotated[
 
 def _data_root(data: str, cache_dir: Path | None, cache_limit: str, console: Console) -> Path:
     """The local root of ``--data``: itself, or the mirror of a remote shard set."""
-    from lale.data.remote_shards import (
+    from lale.data.shards.remote import (
         is_remote_shards,
         open_remote_shards,
         parse_cache_limit,

@@ -1,7 +1,7 @@
-"""Segmentation datasets in the ARAS400k layout: ``ROOT/{split}/{images,masks}/NAME.ext``.
+"""Segmentation datasets in the ARAS400k layout or a shard set: a split as a torch ``Dataset``.
 
-Images and masks pair by stem; scanning a split fails with one line naming the folder or file
-when anything is off. Training samples are random crops, evaluation samples whole images
+A split's pairs come from its folder (:mod:`lale.data.io.layout`) or a shard set
+(:mod:`lale.data.shards`). Training samples are random crops, evaluation samples whole images
 (batched by :class:`~lale.data.collate.PadCollate`); unknown mask colours become the ignore
 label and are counted (docs/design.md#aras400k-layout, docs/design.md#unknown-colours).
 """
@@ -20,11 +20,7 @@ from numpy.typing import NDArray
 from torch import Tensor
 from torch.utils.data import Dataset, get_worker_info
 
-from lale.data.complete import check_complete
-from lale.data.encoded import FileSource
 from lale.data.io import (
-    IMAGE_SUFFIXES,
-    MASK_SUFFIXES,
     Window,
     check_image_info,
     is_geotiff,
@@ -32,67 +28,26 @@ from lale.data.io import (
     read_info,
     read_mask,
 )
+from lale.data.io.complete import check_complete
+from lale.data.io.encoded import FileSource
+from lale.data.io.layout import Pair, list_names, scan_folder
 from lale.data.schema import ARAS400K, ClassSchema, load_schema
 from lale.data.shards import is_shards, shard_pairs
 from lale.errors import DataError
 
 __all__ = [
     "Mode",
-    "Pair",
     "SegmentationDataset",
     "UnknownPixels",
     "alpha_message",
     "bad_pairs_message",
     "scan_split",
-    "skipped_message",
 ]
 
 logger = logging.getLogger("lale.data")
 
 Mode = Literal["train", "eval"]
-# Files that may sit beside rasters without being samples (GDAL and world-file side-cars).
-_SIDECARS = (".aux.xml", ".ovr", ".tfw", ".pgw", ".jgw", ".wld", ".prj", ".msk")
-_LIST = 5  # names listed in a message before "… and N more"
-
-
-def _names(items: Sequence[str]) -> str:
-    shown = ", ".join(items[:_LIST])
-    return shown + (f", … and {len(items) - _LIST} more" if len(items) > _LIST else "")
-
-
-@dataclass(frozen=True)
-class Pair:
-    """An image and its mask.
-
-    Attributes:
-        name: The shared file stem.
-        image: Path of the image (or the image held in a shard, named by its path).
-        mask: Path of the mask (or the mask held in a shard).
-    """
-
-    name: str
-    image: FileSource
-    mask: FileSource
-
-
-def _files(
-    folder: Path, suffixes: frozenset[str], what: str, skipped: list[Path] | None
-) -> dict[str, Path]:
-    """Stem → path of the sample files in ``folder``; other files go to ``skipped``."""
-    if not folder.is_dir():
-        raise DataError(folder, f"no {what} folder")
-    found: dict[str, Path] = {}
-    for p in sorted(folder.iterdir()):
-        if p.name.lower().endswith(_SIDECARS) or p.is_dir():
-            continue
-        if p.name.startswith(".") or p.suffix.lower() not in suffixes:
-            if skipped is not None:  # README.txt, .DS_Store, Thumbs.db, …
-                skipped.append(p)
-        elif p.stem in found:
-            raise DataError(p, f"same stem as {found[p.stem].name}; one file per sample")
-        else:
-            found[p.stem] = p
-    return found
+_LIST = 5  # bad pairs listed in a message before "… and N more"
 
 
 def bad_pairs_message(split: str, bad: Sequence[tuple[str, str]]) -> str:
@@ -104,59 +59,30 @@ def bad_pairs_message(split: str, bad: Sequence[tuple[str, str]]) -> str:
     return f"{split} split: skipped {len(bad)} bad image/mask pairs: {shown}{more}"
 
 
-def alpha_message(split: str, images: Sequence[Path]) -> str:
+def alpha_message(split: str, images: Sequence[FileSource]) -> str:
     """One line naming the images of ``split`` whose alpha band is dropped (empty when none)."""
     if not images:
         return ""
     return (
         f"{split} split: {len(images)} images have an alpha band, which is dropped; their "
         f"transparent pixels are ignored in the loss and the metrics: "
-        f"{_names([p.name for p in images])}"
+        f"{list_names([p.name for p in images])}"
     )
 
 
-def skipped_message(skipped: Sequence[Path]) -> str:
-    """One line listing the files a scan skipped (empty when there are none)."""
-    if not skipped:
-        return ""
-    folders = sorted({str(p.parent) for p in skipped})
-    where = folders[0] if len(folders) == 1 else f"{len(folders)} folders"
-    names = _names([p.name for p in skipped])
-    return f"skipped {len(skipped)} files that are not images or masks in {where}: {names}"
-
-
 def scan_split(root: str | Path, split: str, skipped: list[Path] | None = None) -> list[Pair]:
-    """The image/mask pairs of ``root/split``, sorted by name.
+    """The image/mask pairs of ``root/split``, sorted by name (see :func:`scan_folder`).
 
-    Files of other types (``README.txt``, ``.DS_Store``, ``Thumbs.db``, hidden files) are not
-    samples: they are appended to ``skipped`` (see :func:`skipped_message`) and left alone.
     In a shard set written by ``lale pack`` (:mod:`lale.data.shards`) the pairs are those of
     the folder it was packed from, in the same order.
 
     Raises:
-        DataError: The split or one of its folders is missing or empty, or has images without
-            masks or masks without images (listed).
+        DataError: As :func:`~lale.data.io.layout.scan_folder`, or for a shard set as
+            :func:`~lale.data.shards.shard_pairs`.
     """
     if is_shards(root):
         return shard_pairs(root, split)[0]
-    split_dir = Path(root) / split
-    if not split_dir.is_dir():
-        raise DataError(split_dir, f"no {split!r} split folder")
-    images = _files(split_dir / "images", IMAGE_SUFFIXES, "images", skipped)
-    masks = _files(split_dir / "masks", MASK_SUFFIXES, "masks", skipped)
-    if not images and not masks:
-        raise DataError(split_dir, "empty split: no images and no masks")
-    if lonely := sorted(set(images) - set(masks)):
-        raise DataError(
-            split_dir / "images",
-            f"{len(lonely)} images without masks: {_names([images[s].name for s in lonely])}",
-        )
-    if lonely := sorted(set(masks) - set(images)):
-        raise DataError(
-            split_dir / "masks",
-            f"{len(lonely)} masks without images: {_names([masks[s].name for s in lonely])}",
-        )
-    return [Pair(s, images[s], masks[s]) for s in sorted(images)]
+    return scan_folder(root, split, skipped)
 
 
 def _eg(examples: Sequence[str]) -> str:
@@ -260,7 +186,7 @@ class SegmentationDataset(Dataset[tuple[Tensor, Tensor]]):
             self._sizes = [None] * len(self.pairs)
         self.bad_pairs: list[tuple[str, str]] = []
         """``(sample name, what is wrong)`` of the pairs ``skip_bad`` left out."""
-        self.alpha_dropped: list[Path] = []
+        self.alpha_dropped: list[FileSource] = []
         """Images whose alpha band is dropped (its transparent pixels become ignore)."""
         if check_headers and not is_shards(self.root):
             self._sizes = self._check_all(skip_bad)

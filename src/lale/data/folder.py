@@ -1,4 +1,4 @@
-"""What a dataset folder says about itself: its class schema, its 8-bit rule, its class pixels."""
+"""What a dataset says about itself besides its schema: its 8-bit rule and its class pixels."""
 
 from __future__ import annotations
 
@@ -9,19 +9,10 @@ import numpy as np
 
 from lale.data.dataset import scan_split
 from lale.data.io import read_mask
-from lale.data.schema import ClassSchema, load_schema
+from lale.data.schema import ClassSchema
 from lale.errors import DataError
-from lale.run_layout import DATASET_SCHEMA
 
-__all__ = ["count_class_pixels", "data_scaling", "resolve_schema"]
-
-
-def resolve_schema(data: Path, schema: str | Path | None) -> ClassSchema:
-    """The schema named, else ``DATA/schema.json``, else ARAS400k."""
-    if schema is not None:
-        return load_schema(schema)
-    local = data / DATASET_SCHEMA
-    return load_schema(local if local.is_file() else "aras400k")
+__all__ = ["count_class_pixels", "data_scaling"]
 
 
 def data_scaling(data: Path) -> str:

@@ -32,7 +32,7 @@ __all__ = [
 
 _HOME = {
     "AreaTable": "areas",
-    "PredictOptions": "predict",
+    "PredictOptions": "options",
     "SceneResult": "predict",
     "TileGrid": "tiling",
     "TorchBackend": "predict",

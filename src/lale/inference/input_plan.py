@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
-from lale.data.rasters import QUANTIFICATION, aras400k_uint8, to_uint8
+from lale.data.io.rasters import QUANTIFICATION, aras400k_uint8, to_uint8
 from lale.data.schema import ImageSpec
 from lale.errors import DataError
+from lale.inference.options import PredictOptions
 from lale.inference.scene import Scene
 from lale.run_config import RunConfig
-
-if TYPE_CHECKING:
-    from lale.inference.predict import PredictOptions
 
 __all__ = ["InputPlan", "plan_input"]
 

@@ -1,24 +1,78 @@
-"""The inputs of ``lale predict``: files, folders of images and glob patterns, in one list.
+"""The inputs of ``lale predict``: files, folders of images, glob patterns and STAC items' bands.
 
 A folder stands for the rasters and pictures inside it (``--recursive``: in its subfolders too);
 a pattern with ``*``, ``?`` or ``[`` that names no existing file is expanded by lale (``**``
 descends; a matched folder counts with ``--recursive`` only), so a quoted glob works as in the
 shell. A URL (``https://``, ``s3://``, ``gs://``, ``az://``, ``/vsi…``) is kept as it is and
-read by windows (:mod:`lale.data.remote`). The list keeps the order given, sorted within
-each folder or pattern, without repeats; an argument that matches nothing is an error.
+read by windows (:mod:`lale.data.io.remote`). The list keeps the order given, sorted within
+each folder or pattern, without repeats; an argument that matches nothing is an error. A STAC
+item's bands are a :class:`StacInput` (found and read by :mod:`lale.inference.stac`).
 """
 
 from __future__ import annotations
 
 import glob
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from lale.data.remote import RemoteRaster, as_raster_source
+from lale.data.io.remote import RemoteRaster, as_raster_source
 from lale.errors import DataError
-from lale.inference.stac import StacInput
 
-__all__ = ["SCENE_SUFFIXES", "Source", "expand_inputs"]
+__all__ = ["SCENE_SUFFIXES", "Source", "StacBand", "StacInput", "expand_inputs"]
+
+
+@dataclass(frozen=True)
+class StacBand:
+    """One model band of an item: an asset's file and the 1-based band inside it.
+
+    Attributes:
+        asset: The asset's key.
+        href: Absolute URL or path of the asset's file.
+        band: 1-based band of that file.
+        dn_offset: DN offset from ``raster:bands``, ``None`` to use the file's tags.
+    """
+
+    asset: str
+    href: str
+    band: int
+    dn_offset: int | None = None
+
+
+@dataclass(frozen=True)
+class StacInput:
+    """A STAC item's bands, as one input of ``lale predict``.
+
+    Attributes:
+        item_id: The item's id (names the outputs).
+        datetime: The item's datetime (ISO 8601), ``None`` if it has a range only.
+        source: The file or URL the item was read from.
+        bands: The bands in model order.
+    """
+
+    item_id: str
+    datetime: str | None
+    source: str
+    bands: tuple[StacBand, ...]
+
+    def __str__(self) -> str:
+        return f"{self.source}#{self.item_id}"
+
+    @property
+    def name(self) -> str:
+        """The item's id."""
+        return self.item_id
+
+    @property
+    def stem(self) -> str:
+        """The item's id (the outputs' base name)."""
+        return self.item_id
+
+    @property
+    def suffix(self) -> str:
+        """Items are read as rasters: ``.tif``."""
+        return ".tif"
+
 
 Source = Path | RemoteRaster | StacInput
 """An input of ``lale predict``: a local file, a remote raster or a STAC item's bands."""
@@ -54,7 +108,7 @@ def expand_inputs(
 ) -> list[Path | RemoteRaster]:
     """Input files of ``args``: files as given, folders and patterns expanded, no repeats.
 
-    URLs are kept as :class:`~lale.data.remote.RemoteRaster` (not checked here: a missing one
+    URLs are kept as :class:`~lale.data.io.remote.RemoteRaster` (not checked here: a missing one
     fails when it is read, on its own).
 
     Raises:

@@ -25,16 +25,17 @@ import rasterio
 from numpy.typing import NDArray
 
 from lale import run_layout
-from lale.data.remote import as_raster_source
+from lale.data.io.remote import as_raster_source
 from lale.errors import DataError, LaleError, UnavailableError, UsageError, cause_text
 from lale.inference.areas import AreaCounter, AreaTable, row_areas_km2
 from lale.inference.input_plan import plan_input
+from lale.inference.inputs import Source, StacInput
+from lale.inference.options import PredictOptions
 from lale.inference.row_products import row_products
 from lale.inference.scene import CroppedScene, Scene, bbox_window, block_cache_bytes, open_scene
 from lale.inference.scene_outputs import SceneOutputs
-from lale.inference.stac import StacInput
-from lale.inference.tiling import Blend, SlideStats, TileGrid, slide_inference
-from lale.inference.vector_options import VectorOptions
+from lale.inference.stac import StackedScene
+from lale.inference.tiling import SlideStats, TileGrid, slide_inference
 from lale.progress import ProgressFn
 from lale.run_config import CONFIG_NAME, RunConfig, RunError, load_config
 
@@ -42,12 +43,10 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from lale.inference.inputs import Source
 
 __all__ = [
     "Backend",
     "BackendUnavailableError",
-    "PredictOptions",
     "SceneResult",
     "TorchBackend",
     "load_backend",
@@ -57,69 +56,6 @@ __all__ = [
 
 Backend = Callable[[NDArray[np.float32]], NDArray[Any]]
 """Normalised ``B×C×H×W`` float32 numpy array in, ``B×K×H×W`` logits (numpy, CPU) out."""
-
-
-@dataclass(frozen=True)
-class PredictOptions:
-    """How to tile, read and write a scene.
-
-    Attributes:
-        tile: Window side fed to the model (scenes smaller than this are padded).
-        overlap: Pixels shared by neighbouring windows.
-        batch_size: Windows per model call.
-        blend: Weighting of overlapping windows (``"smooth"`` hides seams).
-        bands: 1-based input bands in model order, overriding the run's selection.
-        scale: Divisor of the raw samples, overriding the run's scaling (see module docs).
-        offset: Added to the raw samples before ``scale``; overrides the run's.
-        confidence: Also write the confidence map (uint8 max softmax × 255, no-data 0).
-        probabilities: Also write the per-class probabilities (uint8 softmax × 255, one band
-            per class) and the confidence map.
-        preview_size: Longest side of the preview PNG of raster inputs.
-        vector: Also write the class map's polygons (format, sieve, simplification).
-        bbox: Predict only this box (west, south, east, north) of a georeferenced input, read
-            by windows; the outputs cover the box.
-        bbox_crs: CRS of ``bbox`` (longitude/latitude by default).
-    """
-
-    tile: int = 256
-    overlap: int = 64
-    batch_size: int = 8
-    blend: Blend = "smooth"
-    bands: tuple[int, ...] | None = None
-    scale: float | None = None
-    offset: float | None = None
-    confidence: bool = False
-    probabilities: bool = False
-    preview_size: int = 2048
-    vector: VectorOptions | None = None
-    bbox: tuple[float, float, float, float] | None = None
-    bbox_crs: str = "EPSG:4326"
-
-    @property
-    def writes_confidence(self) -> bool:
-        """Whether the confidence map is written (``confidence`` or ``probabilities``)."""
-        return self.confidence or self.probabilities
-
-    def __post_init__(self) -> None:
-        if self.tile < 1 or not 0 <= self.overlap < self.tile:
-            raise UsageError(
-                f"need 0 <= overlap < tile, got tile {self.tile}, overlap {self.overlap}"
-            )
-        if self.batch_size < 1 or self.preview_size < 1:
-            raise UsageError("batch_size and preview_size must be positive")
-        if self.blend not in ("uniform", "smooth"):
-            raise UsageError(f"blend must be 'uniform' or 'smooth', got {self.blend!r}")
-        if self.bands is not None and (not self.bands or min(self.bands) < 1):
-            raise UsageError(f"bands are 1-based band numbers, got {self.bands}")
-        if self.scale is not None and self.scale == 0:
-            raise UsageError("scale must not be 0")
-        if self.bbox is not None:
-            w, s, e, n = self.bbox
-            if not (all(np.isfinite(self.bbox)) and w < e and s < n):
-                raise UsageError(
-                    f"--bbox is west,south,east,north with west < east and south < north, "
-                    f"got {w:g},{s:g},{e:g},{n:g}"
-                )
 
 
 class TorchBackend:
@@ -262,7 +198,7 @@ def _bbox_context(scene: Scene, options: PredictOptions) -> dict[str, Any]:
 
 def _opened(path: Source, options: PredictOptions) -> Scene:
     """The scene of ``path``, cut to ``options.bbox`` if one is given."""
-    scene = path.open() if isinstance(path, StacInput) else open_scene(path)
+    scene = StackedScene(path) if isinstance(path, StacInput) else open_scene(path)
     if options.bbox is None:
         return scene
     try:
@@ -286,7 +222,7 @@ def predict_scene(
 
     Args:
         path: PNG, JPEG or GeoTIFF, or a raster's URL (read by windows, see
-            :mod:`lale.data.remote`).
+            :mod:`lale.data.io.remote`).
         out_dir: Output folder.
         backend: The model (see :data:`Backend`).
         config: The run's config (classes, bands, scaling).

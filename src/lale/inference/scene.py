@@ -25,13 +25,13 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window as RioWindow
 
 from lale.data.io import PIL_READ_ERRORS, png16_array
-from lale.data.rasters import band_offsets, open_raster, read_image_window
-from lale.data.remote import RemoteRaster, as_raster_source, remote_env, remote_problem
+from lale.data.io.rasters import band_offsets, open_raster, read_image_window
+from lale.data.io.remote import RemoteRaster, as_raster_source, remote_env, remote_problem
 from lale.errors import DataError, cause_text
 from lale.inference.tiling import Window
 
 if TYPE_CHECKING:
-    from lale.inference.stac import StacInput
+    from lale.inference.inputs import StacInput
 
 __all__ = [
     "OUTPUT_BLOCK",
@@ -100,8 +100,8 @@ class Scene(ABC):
 class RasterScene(Scene):
     """A raster opened through rasterio (GeoTIFF of any size, band count and sample type).
 
-    A remote raster (:class:`~lale.data.remote.RemoteRaster`) is read with
-    :data:`~lale.data.remote.GDAL_REMOTE_OPTIONS` set until :meth:`close`.
+    A remote raster (:class:`~lale.data.io.remote.RemoteRaster`) is read with
+    :data:`~lale.data.io.remote.GDAL_REMOTE_OPTIONS` set until :meth:`close`.
     """
 
     def __init__(self, path: Path | RemoteRaster) -> None:

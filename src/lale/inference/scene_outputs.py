@@ -44,8 +44,8 @@ from lale.inference.scene import PICTURE_SUFFIXES, PictureScene, Scene
 from lale.inference.vector_options import VectorOptions
 
 if TYPE_CHECKING:
-    from lale.data.remote import RemoteRaster
-    from lale.inference.stac import StacInput
+    from lale.data.io.remote import RemoteRaster
+    from lale.inference.inputs import StacInput
 
 __all__ = ["CLASS_NODATA", "CONFIDENCE_NODATA", "SceneOutputs", "planned_outputs"]
 

@@ -21,7 +21,6 @@ import contextlib
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -33,71 +32,16 @@ from rasterio.errors import RasterioError
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window as RioWindow
 
-from lale.data.rasters import QUANTIFICATION, band_offsets, open_raster, read_image_window
-from lale.data.remote import RemoteRaster, is_remote, remote_env, remote_problem
+from lale.data.io.rasters import QUANTIFICATION, band_offsets, open_raster, read_image_window
+from lale.data.io.remote import RemoteRaster, is_remote, remote_env, remote_problem
 from lale.errors import DataError, UsageError, cause_text
+from lale.inference.inputs import StacBand, StacInput
 from lale.inference.scene import Scene
 from lale.inference.tiling import Window
 
-__all__ = ["StacBand", "StacInput", "StackedScene", "read_stac"]
+__all__ = ["StackedScene", "read_stac"]
 
 _TIFF = "image/tiff"
-
-
-@dataclass(frozen=True)
-class StacBand:
-    """One model band of an item: an asset's file and the 1-based band inside it.
-
-    Attributes:
-        asset: The asset's key.
-        href: Absolute URL or path of the asset's file.
-        band: 1-based band of that file.
-        dn_offset: DN offset from ``raster:bands``, ``None`` to use the file's tags.
-    """
-
-    asset: str
-    href: str
-    band: int
-    dn_offset: int | None = None
-
-
-@dataclass(frozen=True)
-class StacInput:
-    """A STAC item's bands, as one input of ``lale predict``.
-
-    Attributes:
-        item_id: The item's id (names the outputs).
-        datetime: The item's datetime (ISO 8601), ``None`` if it has a range only.
-        source: The file or URL the item was read from.
-        bands: The bands in model order.
-    """
-
-    item_id: str
-    datetime: str | None
-    source: str
-    bands: tuple[StacBand, ...]
-
-    def __str__(self) -> str:
-        return f"{self.source}#{self.item_id}"
-
-    @property
-    def name(self) -> str:
-        """The item's id."""
-        return self.item_id
-
-    @property
-    def stem(self) -> str:
-        """The item's id (the outputs' base name)."""
-        return self.item_id
-
-    @property
-    def suffix(self) -> str:
-        """Items are read as rasters: ``.tif``."""
-        return ".tif"
-
-    def open(self) -> StackedScene:
-        """The item's bands as one scene on the finest band's grid."""
-        return StackedScene(self)
 
 
 def _read_json(href: str) -> Any:

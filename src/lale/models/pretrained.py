@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +25,6 @@ __all__ = [
     "HubFile",
     "cached_only",
     "ensure_cached",
-    "ensure_model_weights",
     "hub_cache_dir",
     "hub_offline",
     "pretrained_files",
@@ -147,21 +146,6 @@ def ensure_cached(encoder_name: str) -> None:
             fetch(etag_timeout=CONNECT_TIMEOUT_S)
         except Exception as err:  # any failure to fetch is the same answer to the user
             raise _missing_error(encoder_name, file, cause_text(err)[:160]) from err
-
-
-def ensure_model_weights(name: str, overrides: Mapping[str, Any] | None = None) -> None:
-    """:func:`ensure_cached` for the encoder of the registered model ``name``.
-
-    Raises:
-        UsageError: ``name`` is not a baseline, or its encoder has no ImageNet weights.
-        UnavailableError: As :func:`ensure_cached`.
-    """
-    from lale.models.registry import check_pretrained, model_kwargs
-
-    check_pretrained(name)
-    encoder = model_kwargs(name, **dict(overrides or {})).get("encoder_name")
-    if isinstance(encoder, str):
-        ensure_cached(encoder)
 
 
 @contextmanager

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from torch import nn
 
 from lale.errors import UsageError
+from lale.models.pretrained import ensure_cached
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,22 @@ def check_pretrained(name: str) -> None:
             "baselines only; pretrain its encoder with lale pretrain, or start from a run, a "
             "weights file or a hub repository with --init RUN_DIR|FILE.safetensors|hf-hub:ORG/NAME"
         )
+
+
+def ensure_model_weights(name: str, overrides: Mapping[str, Any] | None = None) -> None:
+    """Have the ImageNet weights of the registered model ``name``'s encoder cached.
+
+    :func:`~lale.models.pretrained.ensure_cached` for its encoder, after
+    :func:`check_pretrained`.
+
+    Raises:
+        UsageError: ``name`` is not a baseline, or its encoder has no ImageNet weights.
+        UnavailableError: As :func:`~lale.models.pretrained.ensure_cached`.
+    """
+    check_pretrained(name)
+    encoder = model_kwargs(name, **dict(overrides or {})).get("encoder_name")
+    if isinstance(encoder, str):
+        ensure_cached(encoder)
 
 
 def create_model(

@@ -28,6 +28,7 @@ from safetensors import SafetensorError
 from torch import nn
 
 from lale.errors import UnavailableError, UsageError, cause_text
+from lale.models.pretrained import CONNECT_TIMEOUT_S, hub_cache_dir, hub_offline
 
 __all__ = ["HUB_PREFIX", "Donor", "is_hub_source", "load_matching", "read_donor", "resolve_source"]
 
@@ -53,8 +54,6 @@ def resolve_source(source: str | Path) -> Path:
             raise UsageError(f"{path}: not a folder (a run directory or hf-hub:ORG/NAME)")
         return path
     from huggingface_hub import snapshot_download
-
-    from lale.models.pretrained import CONNECT_TIMEOUT_S, hub_cache_dir, hub_offline
 
     repo, _, revision = str(source)[len(HUB_PREFIX) :].partition("@")
     if repo.count("/") != 1 or not all(repo.split("/")):

@@ -9,9 +9,10 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from lale.data.audit import audit_labels, unknown_record, unknown_summary
 from lale.data.collate import PadCollate
-from lale.data.dataset import SegmentationDataset, bad_pairs_message, skipped_message
+from lale.data.dataset import SegmentationDataset, bad_pairs_message
+from lale.data.io.layout import skipped_message
+from lale.data.survey.audit import audit_labels, unknown_record, unknown_summary
 from lale.data.transforms import normalize_input
 from lale.progress import ProgressFn
 from lale.runs import RunError, load_run

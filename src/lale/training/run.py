@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,9 +23,9 @@ from lightning.pytorch.callbacks import EarlyStopping, RichProgressBar
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from lale.atomic import write_json_atomic
-from lale.data.folder import count_class_pixels, data_scaling, resolve_schema
-from lale.data.schema import ClassSchema
-from lale.models.pretrained import ensure_model_weights
+from lale.data.folder import count_class_pixels, data_scaling
+from lale.data.schema import ClassSchema, resolve_schema
+from lale.models.registry import ensure_model_weights
 from lale.models.transfer import is_hub_source, load_matching, read_donor, resolve_source
 from lale.output_paths import check_output_dir
 from lale.recipe import Recipe, RunRecipe
@@ -47,11 +47,12 @@ from lale.training.callbacks import (
     ResumeCheckpoint,
     StopOnSignal,
 )
-from lale.training.curve import BudgetCurve, CurveSpec
+from lale.training.curve import BudgetCurve
 from lale.training.datamodule import LandCoverDataModule
 from lale.training.hardware import default_precision
 from lale.training.losses import class_weights_from_counts
 from lale.training.module import MONITOR, NonFiniteLossError, SegmentationTask
+from lale.training.options import TrainOptions, TrainResult
 from lale.training.outputs import write_outputs, write_per_image
 from lale.training.pretrain import is_pretrain_run
 from lale.training.rundir import RunLock, claim_new
@@ -65,85 +66,6 @@ from lale.training.safety import (
 
 log = logging.getLogger(__name__)
 Say = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class TrainOptions:
-    """One training run.
-
-    Attributes:
-        data: Dataset root in the ARAS400k layout.
-        out: Run directory to create.
-        model: Registered model name.
-        model_kwargs: Overrides of the variant's defaults.
-        schema: Class schema name or file; ``None``: ``DATA/schema.json`` if present, else
-            the built-in ARAS400k schema.
-        recipe: Optimisation settings.
-        class_weights: ``"auto"`` computes inverse-sqrt-frequency weights from the training
-            masks; ``None`` uses ``recipe.class_weights``.
-        seed: Run seed (epoch order, crops, augmentation, initialisation).
-        workers: DataLoader workers.
-        accelerator: Lightning accelerator (``"auto"``, ``"cpu"``, ``"gpu"``).
-        devices: Devices per node.
-        num_nodes: Nodes (DDP under torchrun or SLURM).
-        strategy: Lightning strategy (``"auto"``, ``"ddp"``, ...).
-        precision: Lightning precision; ``None``: ``"bf16-mixed"`` on GPU, else ``"32-true"``.
-        checkpoint_every: Save the resumable state every this many steps (and each epoch).
-        init: Run directory, or a ``.safetensors`` file of this very architecture, whose
-            weights initialise this model (fine-tuning).
-        pretrained: Start a baseline's encoder from its ImageNet weights (cached or fetched
-            up front; a one-line error when neither works).
-        strict: Mask colours outside the schema are errors instead of ignored pixels.
-        progress: Show the progress bar.
-        max_steps: Stop after this many steps (``-1``: no limit); for quick checks.
-        max_minutes: Stop training after this much wall time (``None``: no limit); the run
-            still validates, keeps its best weights and is tested.
-        max_unknown: Largest fraction of mask pixels with colours outside the schema that a
-            split may have (checked on a spread of its masks before training).
-        callbacks: Extra Lightning callbacks (progress displays of a caller, ...).
-        curve: Score val and test at these points of the budget too (``curve.json``).
-        skip_bad_pairs: Leave out image/mask pairs whose files fail their checks (listed in
-            one warning and in ``skipped_pairs.json``) instead of stopping; an error if no
-            pair is left in a split.
-    """
-
-    data: Path
-    out: Path
-    model: str = "lale_t"
-    model_kwargs: dict[str, Any] = field(default_factory=dict)
-    schema: str | Path | None = None
-    recipe: Recipe = field(default_factory=Recipe)
-    class_weights: str | None = None
-    seed: int = 0
-    workers: int = 0
-    accelerator: str = "auto"
-    devices: int | str = 1
-    num_nodes: int = 1
-    strategy: str = "auto"
-    precision: str | None = None
-    checkpoint_every: int = 50
-    init: Path | None = None
-    pretrained: bool = False
-    strict: bool = False
-    progress: bool = True
-    max_steps: int = -1
-    max_minutes: float | None = None
-    max_unknown: float = 0.5
-    callbacks: tuple[L.Callback, ...] = ()
-    curve: CurveSpec | None = None
-    skip_bad_pairs: bool = False
-
-
-@dataclass
-class TrainResult:
-    """What a finished run produced."""
-
-    run_dir: Path
-    best_score: float | None
-    best_epoch: int | None
-    epochs_run: int
-    test_scores: dict[str, Any] | None
-    stopped_early: bool
 
 
 def _init_from(task: SegmentationTask, run_dir: Path, say: Say) -> None:

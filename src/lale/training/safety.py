@@ -17,8 +17,9 @@ from typing import Any
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from lale.atomic import write_json_atomic
-from lale.data.audit import audit_labels, unknown_record, unknown_summary
-from lale.data.dataset import alpha_message, bad_pairs_message, skipped_message
+from lale.data.dataset import alpha_message, bad_pairs_message
+from lale.data.io.layout import skipped_message
+from lale.data.survey.audit import audit_labels, unknown_record, unknown_summary
 from lale.errors import EXIT_INTERRUPTED, LaleError, WorkFailedError
 from lale.run_layout import CHECKPOINT, UNKNOWN_COLOURS
 from lale.training.callbacks import CheckpointWriteError, SignalStop, StopOnSignal

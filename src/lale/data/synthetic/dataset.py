@@ -22,9 +22,9 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from lale.data.aras import ARAS400K
-from lale.data.png import write_png
-from lale.data.splits import SPLITS
+from lale.data.io.png import write_png
+from lale.data.prepare.splits import SPLITS
+from lale.data.schema.aras import ARAS400K
 from lale.data.synthetic.scene import generate_scene
 from lale.progress import ProgressFn
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from lale.data.aras import BARREN, BUILT_UP, CROP, GRASS, SHRUB, TREE, WATER
+from lale.data.schema.aras import BARREN, BUILT_UP, CROP, GRASS, SHRUB, TREE, WATER
 from lale.data.synthetic.noise import (
     F32,
     U32,

@@ -12,7 +12,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from lale.data.aras import BUILT_UP
+from lale.data.schema.aras import BUILT_UP
 from lale.data.synthetic.layout import FALLOW, ORCHARD, Layout
 from lale.data.synthetic.noise import F32, blur, coords, hash_quad, sigmoid, white
 

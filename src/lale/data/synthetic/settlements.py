@@ -7,7 +7,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from lale.data.aras import BUILT_UP, WATER
+from lale.data.schema.aras import BUILT_UP, WATER
 from lale.data.synthetic.noise import F32, U32, hash_u32
 
 

@@ -10,7 +10,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from lale.data.aras import BARREN, BUILT_UP, TREE, WATER
+from lale.data.schema.aras import BARREN, BUILT_UP, TREE, WATER
 from lale.data.synthetic.noise import F32
 
 

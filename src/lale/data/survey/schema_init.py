@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from lale.data.encoded import FileSource, source_path
 from lale.data.io import MASK_SUFFIXES, is_geotiff, read_image, read_info
+from lale.data.io.encoded import FileSource, source_path
 from lale.data.schema import ClassSchema, ImageSpec
 from lale.data.shards import is_shards, read_manifest, shard_pairs, split_order
 from lale.errors import DataError

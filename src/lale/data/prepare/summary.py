@@ -10,20 +10,18 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 from rich.markup import escape
 from rich.table import Table
 
-from lale.data.aras import ARAS400K
-from lale.data.rasters import RasterInfo
-from lale.data.splits import SPLITS
-from lale.data.worldcover import WORLDCOVER_TO_CLASS
-
-if TYPE_CHECKING:
-    from lale.data.prepare import PrepareOptions
+from lale.data.io.rasters import RasterInfo
+from lale.data.prepare.options import PrepareOptions
+from lale.data.prepare.splits import SPLITS
+from lale.data.prepare.worldcover import WORLDCOVER_TO_CLASS
+from lale.data.schema.aras import ARAS400K
 
 DropReason = Literal[
     "edge",

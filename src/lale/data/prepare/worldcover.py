@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from lale.data.aras import ARAS400K, BARREN, BUILT_UP, CROP, GRASS, SHRUB, TREE, WATER
-from lale.data.rasters import OUTSIDE
+from lale.data.io.rasters import OUTSIDE
+from lale.data.schema.aras import ARAS400K, BARREN, BUILT_UP, CROP, GRASS, SHRUB, TREE, WATER
 
 WORLDCOVER_TO_CLASS: dict[int, int] = {
     10: TREE,

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -26,16 +26,14 @@ from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
 from lale.atomic import atomic_path, write_bytes_atomic
-from lale.data.aras import ARAS400K, WATER
-from lale.data.png import encode_png
-from lale.data.prepare_summary import DropReason, ImageryRecord, PrepareSummary
-from lale.data.rasters import open_raster, read_image_window, scale_to_uint8, warp_labels
-from lale.data.splits import BlockKey, block_of
-from lale.data.worldcover import CODE_TO_CLASS, NODATA_MARK, OUTSIDE_MARK, UNKNOWN_MARK
+from lale.data.io.png import encode_png
+from lale.data.io.rasters import open_raster, read_image_window, scale_to_uint8, warp_labels
+from lale.data.prepare.options import PrepareOptions
+from lale.data.prepare.splits import BlockKey, block_of
+from lale.data.prepare.summary import DropReason, ImageryRecord, PrepareSummary
+from lale.data.prepare.worldcover import CODE_TO_CLASS, NODATA_MARK, OUTSIDE_MARK, UNKNOWN_MARK
+from lale.data.schema.aras import ARAS400K, WATER
 from lale.progress import ProgressFn
-
-if TYPE_CHECKING:
-    from lale.data.prepare import PrepareOptions
 
 __all__ = ["JOURNAL", "PatchBlock", "cut_patches"]
 

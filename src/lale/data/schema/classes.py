@@ -3,7 +3,8 @@
 Masks map to class indices by colour or by value, through lookup tables; colours or values that
 are not a class become ``ignore_index`` and are counted, never folded into class 0. Built in:
 :data:`ARAS400K` (the default) and :data:`WORLDCOVER`; other schemes are JSON or YAML files read
-by :func:`load_schema`, in the format of docs/design.md#class-schemas.
+by :func:`load_schema`, in the format of docs/design.md#class-schemas; :func:`resolve_schema`
+picks the one a dataset folder declares.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from lale.data import lut
-from lale.data.image_spec import IMAGENET_MEAN, IMAGENET_STD, ImageSpec
+from lale.data.schema import lut
+from lale.data.schema.image_spec import IMAGENET_MEAN, IMAGENET_STD, ImageSpec
 from lale.errors import DataError, UnavailableError, UsageError
+from lale.run_layout import DATASET_SCHEMA
 
 __all__ = [
     "ARAS400K",
@@ -34,6 +36,7 @@ __all__ = [
     "ClassSchema",
     "ImageSpec",
     "load_schema",
+    "resolve_schema",
     "save_schema",
 ]
 
@@ -334,6 +337,14 @@ def load_schema(source: str | Path | ClassSchema | Mapping[str, Any] = "aras400k
         return ClassSchema.from_dict(data)
     except (OSError, ValueError, TypeError, KeyError) as err:
         raise DataError(path, f"invalid class schema ({err})") from err
+
+
+def resolve_schema(data: Path, schema: str | Path | None) -> ClassSchema:
+    """The schema named, else ``DATA/schema.json``, else ARAS400k."""
+    if schema is not None:
+        return load_schema(schema)
+    local = data / DATASET_SCHEMA
+    return load_schema(local if local.is_file() else "aras400k")
 
 
 def save_schema(schema: ClassSchema, path: str | Path) -> None:

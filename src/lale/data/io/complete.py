@@ -15,8 +15,8 @@ import warnings
 from pathlib import Path
 from typing import BinaryIO
 
-from lale.data.encoded import EncodedFile, FileSource
-from lale.data.encoded import source_path as _where
+from lale.data.io.encoded import EncodedFile, FileSource
+from lale.data.io.encoded import source_path as _where
 from lale.errors import DataError, cause_text
 
 __all__ = ["check_complete"]

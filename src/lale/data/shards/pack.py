@@ -7,7 +7,7 @@ decodes 256 rows at a time, 3–20 ms per random read); headers are checked on t
 match, the schema's band count), so a shard set that was written is one that trains. The
 class schema (with its band statistics) and ``prepare.json`` travel with it. The set is built
 in a hidden folder beside ``OUT`` and renamed to ``OUT`` when complete
-(:mod:`lale.data.shards` describes the layout).
+(:mod:`lale.data.shards.layout` describes the layout).
 """
 
 from __future__ import annotations
@@ -19,19 +19,23 @@ import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lale.atomic import write_json_atomic
-from lale.data.complete import check_complete
-from lale.data.encoded import FileSource, source_path
-from lale.data.folder import resolve_schema
-from lale.data.hf_parquet import is_parquet_source, parquet_splits
 from lale.data.io import check_image_info, read_info
-from lale.data.schema import ClassSchema, save_schema
-from lale.data.shards import FORMAT, INDEX, MANIFEST, ShardIndex, split_order
+from lale.data.io.complete import check_complete
+from lale.data.io.encoded import FileSource, source_path
+from lale.data.io.layout import scan_folder
+from lale.data.schema import ClassSchema, resolve_schema, save_schema
+from lale.data.shards.hf_parquet import is_parquet_source, parquet_splits
+from lale.data.shards.layout import FORMAT, INDEX, MANIFEST, ShardIndex, split_order
 from lale.errors import DataError, UsageError, WorkFailedError, cause_text
 from lale.run_layout import DATASET_SCHEMA
+
+if TYPE_CHECKING:
+    from litdata.streaming.writer import BinaryWriter
 
 __all__ = ["PackSummary", "PackedSplit", "pack_dataset", "parse_shard_size"]
 
@@ -95,9 +99,7 @@ def _folder_splits(root: Path) -> list[str]:
 
 
 def _folder_samples(root: Path, split: str) -> list[Sample]:
-    from lale.data.dataset import scan_split
-
-    return [(p.name, p.image, p.mask) for p in scan_split(root, split)]
+    return [(p.name, p.image, p.mask) for p in scan_folder(root, split)]
 
 
 def _checked(image: FileSource, mask: FileSource, schema: ClassSchema) -> tuple[int, int]:
@@ -118,6 +120,7 @@ def _checked(image: FileSource, mask: FileSource, schema: ClassSchema) -> tuple[
 
 
 def _write_split(
+    writer_type: type[BinaryWriter],
     samples: Iterable[Sample],
     folder: Path,
     schema: ClassSchema,
@@ -126,10 +129,8 @@ def _write_split(
     done: int,
     grand: int,
 ) -> PackedSplit:
-    from litdata.streaming.writer import BinaryWriter
-
     folder.mkdir()
-    writer = BinaryWriter(str(folder), chunk_bytes=shard_size)
+    writer = writer_type(str(folder), chunk_bytes=shard_size)
     index = ShardIndex([], [], [], [])
     for i, (name, image, mask) in enumerate(samples):
         index.sizes.append(_checked(image, mask, schema))
@@ -186,7 +187,10 @@ def pack_dataset(
         DataError: Bad input (names the file); nothing is left at ``out``.
         UsageError: ``out`` is in the way.
         WorkFailedError: Writing failed (a full disk, …); nothing is left at ``out``.
+        ImportError: LitData (and PyTorch, which it needs) is not installed; raised first.
     """
+    from litdata.streaming.writer import BinaryWriter  # before any work: it needs PyTorch
+
     _check_out(out, source)
     parquet = is_parquet_source(source)
     if not parquet and not source.is_dir():
@@ -210,7 +214,9 @@ def pack_dataset(
         for name, count, samples in splits:
             folder = stage / name
             written.append(
-                _write_split(samples, folder, resolved, shard_size, progress, done, grand)
+                _write_split(
+                    BinaryWriter, samples, folder, resolved, shard_size, progress, done, grand
+                )
             )
             done += count
         _copy_metadata(source, stage, resolved, schema is not None)

@@ -2,12 +2,13 @@
 
 ARAS400k masks are colour PNGs; class ``i`` is drawn in ``ARAS400K.colors[i]``. Pixels of any
 other colour are not a class: they map to ``ignore_index`` and are counted, never folded into
-class 0 (docs/design.md#classes). The schema itself is defined in :mod:`lale.data.schema`.
+class 0 (docs/design.md#classes). The schema itself is defined in
+:mod:`lale.data.schema.classes`.
 """
 
 from __future__ import annotations
 
-from lale.data.schema import ARAS400K, RGB, ClassSchema
+from lale.data.schema.classes import ARAS400K, RGB, ClassSchema
 
 __all__ = [
     "ARAS400K",

@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from lale.data.dataset import Pair, UnknownPixels
+from lale.data.dataset import UnknownPixels
 from lale.data.io import read_mask
+from lale.data.io.layout import Pair
 from lale.data.schema import ClassSchema
 from lale.errors import DataError
 

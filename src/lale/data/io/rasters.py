@@ -28,7 +28,7 @@ from rasterio.transform import array_bounds
 from rasterio.warp import reproject, transform_bounds
 from rasterio.windows import Window
 
-from lale.data.remote import RemoteRaster, remote_problem
+from lale.data.io.remote import RemoteRaster, remote_problem
 from lale.errors import DataError, UsageError, cause_text
 
 Scaling = Literal["truecolor", "aras400k"]

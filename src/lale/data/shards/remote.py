@@ -5,7 +5,7 @@
 ``lale-index.json``) into a local *mirror* folder under the cache directory, with
 ``lale-remote.json`` naming the URL and the cache limit. The mirror is then an ordinary shard
 set to the rest of lale, except that its chunk files stay remote:
-:class:`lale.data.shards.ShardStore` reads them through ``litdata.StreamingDataset`` with
+:class:`lale.data.shards.store.ShardStore` reads them through ``litdata.StreamingDataset`` with
 ``Dir(path=mirror, url=remote)``.
 
 Samples are read in lale's own order (random across chunks, split per rank, resumable), so the
@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lale.data.shards.layout import INDEX, LITDATA_INDEX, MANIFEST, read_chunk_index, read_manifest
 from lale.errors import DataError, cause_text
 
 __all__ = [
@@ -171,8 +172,6 @@ def _check_remote_chunks(url: str, root: Path, splits: list[str]) -> None:
     """Every chunk the indexes list is in the bucket with its recorded size (``s3://`` only)."""
     if not url.startswith("s3://"):
         return  # gs:// and azure:// chunks are checked when they are read
-    from lale.data.shards import read_chunk_index
-
     sizes = _s3_sizes(url)
     prefix = url.removeprefix("s3://").partition("/")[2]
     for split in splits:
@@ -203,8 +202,6 @@ def open_remote_shards(url: str, cache_dir: Path | None, cache_limit: int) -> Pa
         DataError: The manifest or an index cannot be fetched (names the URL) or is malformed,
             or (``s3://``) a chunk it lists is missing from the bucket or of another size.
     """
-    from lale.data.shards import INDEX, LITDATA_INDEX, MANIFEST, read_chunk_index, read_manifest
-
     url = url.rstrip("/")
     allow_plain_http()
     key = hashlib.sha256(url.encode()).hexdigest()[:16]
@@ -239,8 +236,6 @@ def _quiet_cache_advice(record: logging.LogRecord) -> bool:
 
 def _all_cached(split_dir: Path) -> bool:
     """Whether every chunk of the split is in the cache, whole: it can then be read as local."""
-    from lale.data.shards import read_chunk_index
-
     try:
         chunks = read_chunk_index(split_dir)
     except DataError:

@@ -3,7 +3,7 @@
 ``datasets`` stores an ``Image`` feature as a struct column ``{bytes: binary, path: string}``
 (plain binary columns are read too) and names a split's files ``{split}-00000-of-00004.parquet``
 (``data/`` on the Hub) or ``{split}.parquet``. Rows are read in batches through PyArrow; each
-image and mask is kept as its encoded bytes (:class:`~lale.data.encoded.EncodedFile`), so the
+image and mask is kept as its encoded bytes (:class:`~lale.data.io.encoded.EncodedFile`), so the
 usual decoder reads it. ``validation``/``valid`` become lale's ``val`` split.
 """
 
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lale.data.encoded import EncodedFile
-from lale.data.shards import split_order
+from lale.data.io.encoded import EncodedFile
+from lale.data.shards.layout import split_order
 from lale.errors import DataError, UnavailableError
 
 __all__ = ["ParquetSplit", "is_parquet_source", "parquet_splits"]
