@@ -286,7 +286,7 @@ def register_lale(name: str, config: LaleConfig, note: str) -> None:
 
 
 # lale's own scaling family. Widths/depths are not published; these meet the parameter targets
-# (lale_t 1.6 M ± 5 %, then about 4, 8 and 16 M) — see the README's model table.
+# (lale_t 1.6 M ± 5 %, then about 4, 8 and 16 M) — see docs/models.md's table.
 LALE_T: Final = LaleConfig(dims=(32, 64, 128, 192), depths=(2, 2, 4, 1), decoder_dim=64)
 LALE_S: Final = LaleConfig(dims=(48, 96, 192, 256), depths=(2, 2, 4, 2), decoder_dim=96)
 LALE_B: Final = LaleConfig(dims=(64, 128, 256, 320), depths=(2, 2, 5, 2), decoder_dim=128)
