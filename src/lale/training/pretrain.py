@@ -40,7 +40,7 @@ from lale.training.callbacks import (
     StopOnSignal,
 )
 from lale.training.figures import plot_history
-from lale.training.hardware import default_precision
+from lale.training.hardware import default_precision, leave_process_group
 from lale.training.pretrain_data import AugmentSpec, ImageFolderData
 from lale.training.pretrain_task import PretrainRecipe, PretrainTask, evaluate_classifier
 from lale.training.rundir import RunLock, claim_new
@@ -300,4 +300,5 @@ def _fit(
         write_json_atomic(out / VAL_METRICS, result)
         plot_history(table.rows, out / FIGURES["history"], metric=MONITOR)
         say(f"val top-1 {result['top1']:.4f}, top-{k} {result[f'top{k}']:.4f} → {out}")
+    leave_process_group()
     return result

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 from lightning.pytorch.callbacks import EarlyStopping, RichProgressBar
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
@@ -49,7 +48,7 @@ from lale.training.callbacks import (
 )
 from lale.training.curve import BudgetCurve
 from lale.training.datamodule import LandCoverDataModule
-from lale.training.hardware import default_precision
+from lale.training.hardware import default_precision, leave_process_group
 from lale.training.losses import class_weights_from_counts
 from lale.training.module import MONITOR, NonFiniteLossError, SegmentationTask
 from lale.training.options import TrainOptions, TrainResult
@@ -244,17 +243,6 @@ def resume(
         return _fit(task, data, options, recipe, ckpt=ckpt, say=say)
 
 
-def _leave_process_group() -> None:
-    """Destroy the DDP process group once this rank is done.
-
-    Lightning leaves it alive; at interpreter exit gloo's threads are then torn down unjoined
-    and a rank can abort ("terminate called without an active exception").
-    """
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
-
-
 def _fit(
     task: SegmentationTask,
     data: LandCoverDataModule,
@@ -337,7 +325,7 @@ def _fit(
         if task.test_per_image is not None:
             write_per_image(out, data.split("test").names, task.test_per_image)
         report_unknown(data, out, say)
-    _leave_process_group()
+    leave_process_group()
     stopped = bool(early is not None and early.stopped_epoch > 0)
     return TrainResult(
         run_dir=out,
