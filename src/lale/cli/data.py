@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 import typer
 from rich.markup import escape
 
-from lale.cli._common import add_command, progress_bar, stdout
+from lale.cli._common import add_command, fail, progress_bar, stdout
 from lale.errors import UnavailableError
 
 
@@ -20,15 +20,27 @@ def synth_command(
     size: Annotated[int, typer.Option(min=32, help="Patch side in pixels.")] = 256,
     seed: Annotated[int, typer.Option(min=0, help="Dataset seed (same seed, same bytes).")] = 0,
     workers: Annotated[int, typer.Option(min=1, help="Processes to generate with.")] = 1,
+    scene_size: Annotated[
+        int | None,
+        typer.Option(
+            min=32,
+            help="Cut the patches from scenes of this side (a multiple of --size), one split "
+            "per scene, named SPLIT-sceneNNNN_rROW_cCOL like lale prepare's patches: the data "
+            "then have regions (lale federate --split-by region) [every patch its own scene].",
+        ),
+    ] = None,
     mosaic: Annotated[
         bool, typer.Option(help="Also write OUT/samples.png: 8 training patches and masks.")
     ] = True,
 ) -> None:
     """Write procedurally generated Sentinel-2-like land-cover patches in the ARAS400k layout."""
+    import numpy as np
     from rich.table import Table
 
     from lale.output_paths import check_output_dir
 
+    if scene_size is not None and scene_size % size:
+        raise fail(f"--scene-size {scene_size} is not a multiple of --size {size}")
     check_output_dir(out)
     from lale.data.synthetic import generate_scene, patch_rng, save_mosaic, write_dataset
 
@@ -42,6 +54,7 @@ def synth_command(
             size=size,
             seed=seed,
             workers=workers,
+            scene_size=scene_size,
             progress=lambda done, total: bar.update(task, completed=done),
         )
     table = Table(title=f"synthetic dataset {escape(str(out))} (seed {seed}, {size}²)")
@@ -53,7 +66,18 @@ def synth_command(
     console = stdout()
     console.print(table)
     if mosaic and train > 0:
-        samples = [generate_scene(patch_rng(seed, "train", i), size) for i in range(min(8, train))]
+        if scene_size is None:
+            samples = [
+                generate_scene(patch_rng(seed, "train", i), size) for i in range(min(8, train))
+            ]
+        else:  # the first training scene's first patches, as written
+            image, labels = generate_scene(patch_rng(seed, "train", 0), scene_size)
+            side = scene_size // size
+            cells = [divmod(q, side) for q in range(min(8, train, side * side))]
+            windows = [
+                np.s_[r * size : (r + 1) * size, c * size : (c + 1) * size] for r, c in cells
+            ]
+            samples = [(image[w], labels[w]) for w in windows]
         save_mosaic(Path(out) / "samples.png", samples)
         console.print(f"wrote {escape(str(Path(out) / 'samples.png'))}")
 

@@ -12,7 +12,7 @@ import contextlib
 import ctypes
 import json
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +45,15 @@ def patch_rng(seed: int, split: str, index: int) -> np.random.Generator:
 def patch_name(split: str, index: int) -> str:
     """File name (images and masks share it) of patch ``index`` of ``split``."""
     return f"{split}_{index:06d}.png"
+
+
+def scene_patch_name(split: str, scene: int, row: int, col: int) -> str:
+    """File name of the patch at ``(row, col)`` of scene ``scene`` of ``split``.
+
+    The ``TILE_rROW_cCOL`` form ``lale prepare`` gives the patches it cuts from a tile, so the
+    same tools (spatial blocks, sites by region or tile) read where a patch lies.
+    """
+    return f"{split}-scene{scene:04d}_r{row}_c{col}.png"
 
 
 _M_TOP_PAD = -2  # glibc mallopt parameter
@@ -92,6 +101,7 @@ class SyntheticSummary:
     seed: int
     splits: dict[str, SplitSummary]
     class_names: tuple[str, ...] = field(default=ARAS400K.names)
+    scene_size: int | None = None
 
     @property
     def fractions(self) -> dict[str, float]:
@@ -107,6 +117,7 @@ class SyntheticSummary:
             "generator_version": GENERATOR_VERSION,
             "size": self.size,
             "seed": self.seed,
+            "scene_size": self.scene_size,
             "classes": list(self.class_names),
             "splits": {
                 k: {
@@ -133,6 +144,36 @@ def _write_range(
     return counts
 
 
+def _write_scene(
+    out: Path, split: str, scene: int, count: int, size: int, scene_size: int, seed: int
+) -> NDArray[np.int64]:
+    """Generate scene ``scene`` of ``split`` and write its first ``count`` patches (row-major)."""
+    _keep_heap()
+    image, labels = generate_scene(patch_rng(seed, split, scene), scene_size)
+    side = scene_size // size
+    counts = np.zeros(ARAS400K.num_classes, np.int64)
+    for q in range(count):
+        row, col = divmod(q, side)
+        window = np.s_[row * size : (row + 1) * size, col * size : (col + 1) * size]
+        patch = labels[window]
+        name = scene_patch_name(split, scene, row, col)
+        _save_patch(np.ascontiguousarray(image[window]), patch, out / split, name)
+        counts += np.bincount(patch.ravel(), minlength=ARAS400K.num_classes)
+    return counts
+
+
+def _jobs(
+    counts: dict[str, int], size: int, scene_size: int | None, chunk: int
+) -> list[tuple[str, int, int]]:
+    """``(split, first, patches)`` work items: chunks of patches, or scenes with their patches."""
+    if scene_size is None:
+        return [
+            (s, a, min(a + chunk, n) - a) for s, n in counts.items() for a in range(0, n, chunk)
+        ]
+    per = (scene_size // size) ** 2
+    return [(s, j, min(per, n - j * per)) for s, n in counts.items() for j in range(-(-n // per))]
+
+
 def write_dataset(
     out: str | Path,
     train: int = 800,
@@ -142,6 +183,7 @@ def write_dataset(
     seed: int = 0,
     progress: ProgressFn | None = None,
     workers: int = 1,
+    scene_size: int | None = None,
 ) -> SyntheticSummary:
     """Write a synthetic dataset in the ARAS400k layout.
 
@@ -157,6 +199,10 @@ def write_dataset(
         seed: Non-negative dataset seed; patch ``i`` of a split depends on ``(seed, split, i)``.
         progress: Optional ``progress(done, total)`` callback.
         workers: Processes to generate with (1 = in this process). Output does not depend on it.
+        scene_size: Cut the patches from scenes of this side (a multiple of ``size``), each
+            scene held by one split, named ``SPLIT-sceneNNNN_rROW_cCOL.png`` as ``lale prepare``
+            names patches of a tile: neighbouring patches share their scene's land cover, so
+            the data have regions. ``None``: every patch is a scene of its own.
 
     Returns:
         Per-split counts and class pixel fractions, also written to ``out/synthetic.json``.
@@ -168,31 +214,37 @@ def write_dataset(
     for split in SPLITS:
         for sub in ("images", "masks"):
             (root / split / sub).mkdir(parents=True, exist_ok=True)
+    if scene_size is not None and (scene_size < size or scene_size % size):
+        raise ValueError(f"scene_size must be a multiple of size {size}, got {scene_size}")
     total, done = sum(counts.values()), 0
     pixels = {s: np.zeros(ARAS400K.num_classes, np.int64) for s in SPLITS}
+    jobs = _jobs(counts, size, scene_size, chunk=1 if workers <= 1 else 16)
+
+    def run(split: str, first: int, n: int) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        if scene_size is None:
+            return _write_range, (root, split, first, first + n, size, seed)
+        return _write_scene, (root, split, first, n, size, scene_size, seed)
+
     if workers <= 1:
-        for split, n in counts.items():
-            for i in range(n):
-                pixels[split] += _write_range(root, split, i, i + 1, size, seed)
-                done += 1
-                if progress is not None:
-                    progress(done, total)
+        for split, first, n in jobs:
+            fn, args = run(split, first, n)
+            pixels[split] += fn(*args)
+            done += n
+            if progress is not None:
+                progress(done, total)
     else:
-        chunk = 16
-        jobs = [(s, a, min(a + chunk, n)) for s, n in counts.items() for a in range(0, n, chunk)]
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = [
-                (s, a, b, pool.submit(_write_range, root, s, a, b, size, seed)) for s, a, b in jobs
-            ]
-            for split, a, b, fut in futures:
+            futures = [(s, n, pool.submit(run(s, a, n)[0], *run(s, a, n)[1])) for s, a, n in jobs]
+            for split, n, fut in futures:
                 pixels[split] += fut.result()
-                done += b - a
+                done += n
                 if progress is not None:
                     progress(done, total)
     summary = SyntheticSummary(
         root=root,
         size=size,
         seed=seed,
+        scene_size=scene_size,
         splits={
             s: SplitSummary(count=counts[s], class_pixels=tuple(int(p) for p in pixels[s]))
             for s in SPLITS
