@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-EXTRAS := train,edge,baselines,onnx,dev,docs
+EXTRAS := train,edge,baselines,onnx,federated,dev,docs
 # MkDocs 1.x plugins print a banner about MkDocs 2 on every build; the build itself is unaffected.
 DOCS_ENV := NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true
 

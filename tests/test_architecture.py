@@ -45,6 +45,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("training", "inference"),
     # Benchmarks train and score runs; map products are built from inference's area tables.
     ("benchmark", "maps"),
+    # Federations train with training's loop and judge "learned" by the benchmark's rule.
+    ("federated",),
     # The demo runs a benchmark.
     ("demo",),
     ("cli",),

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,6 +97,9 @@ def test_every_code_block_runs_or_says_why_not() -> None:
                 counts["parsed"] += 1
             elif block.lang == "yaml":
                 yaml.safe_load(block.code)
+                counts["parsed"] += 1
+            elif block.lang == "toml":
+                tomllib.loads(block.code)
                 counts["parsed"] += 1
     print(f"doc code blocks: {counts}")
     assert counts["run"] >= 20, counts

@@ -41,6 +41,7 @@ WHAT = {
     "inference": "tiling, predict, COG, polygons, ONNX",
     "benchmark": "models × seeds, statistics, claims, report",
     "maps": "areas by zone, change between maps",
+    "federated": "Flower: sites, rounds, checkpoints",
     "demo": "the main job",
     "cli": "the lale command: one module per group",
 }

@@ -2,9 +2,9 @@
 
 One module per command group (``models``: models, profile; ``data``: synth, prepare, pack;
 ``schema``: schema init; ``training``: train, evaluate; ``pretrain``: pretrain, hub push;
-``benchmark``; ``predict``; ``export``; ``demo``; ``maps``: areas, change); what they share is
-in ``_common``. Command modules import torch and the other heavy libraries inside the command
-functions, so ``lale --help`` and ``lale --version`` start without them.
+``benchmark``; ``federate``; ``predict``; ``export``; ``demo``; ``maps``: areas, change); what
+they share is in ``_common``. Command modules import torch and the other heavy libraries inside
+the command functions, so ``lale --help`` and ``lale --version`` start without them.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from lale.cli import (
     data,
     demo,
     export,
+    federate,
     maps,
     models,
     predict,
@@ -28,6 +29,24 @@ from lale.cli import (
 )
 
 __all__ = ["app", "main"]
+
+
+def _keep_help_plain() -> None:
+    """Keep ``[default: …]`` in help texts as written.
+
+    typer 0.17 to 0.20 escape that bracket for rich markup even when rich markup is off
+    (``rich_markup_mode=None``, as here), so plain help showed ``\\[default: …]``. Those are
+    the typer releases Flower (the ``federated`` extra) accepts.
+    """
+    try:
+        from typer import rich_utils
+    except ImportError:
+        return
+    if hasattr(rich_utils, "escape_before_html_export"):
+        rich_utils.escape_before_html_export = str.strip  # type: ignore[assignment]
+
+
+_keep_help_plain()
 
 app = typer.Typer(
     name="lale",
@@ -57,7 +76,20 @@ def _main(
     """LALE: lightweight land-cover segmentation — models, efficiency profiling and more."""
 
 
-for _group in (models, demo, data, schema, training, pretrain, benchmark, export, predict, maps):
+_GROUPS = (
+    models,
+    demo,
+    data,
+    schema,
+    training,
+    pretrain,
+    benchmark,
+    federate,
+    export,
+    predict,
+    maps,
+)
+for _group in _GROUPS:
     _group.register(app)
 
 

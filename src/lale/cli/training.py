@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 
-TRAIN_EPILOG = escape(
+# Plain text: rich markup is off, so brackets print as written.
+TRAIN_EPILOG = (
     "Class schema files (--schema FILE): each class has a name and a mask colour ([r, g, b] or "
     "#rrggbb) for colour masks, or a value for single-band masks; colours or values of no "
     "class become the ignore label and are reported. Example JSON:\n\n"
