@@ -18,6 +18,7 @@ from typing import Any
 
 from lale.atomic import write_json_atomic
 from lale.data.schema import ClassSchema, save_schema
+from lale.data.shards import is_shards
 from lale.errors import DataError, RunError, UsageError
 from lale.federated.local import check_site
 from lale.federated.options import FederateOptions
@@ -89,6 +90,8 @@ def federate(
         raise UsageError(f"{out} holds a federation; continue it with lale federate --resume {out}")
     claim_new(out, clear=False)
     sites = _sites(source, out, options.seed, say)
+    if compare_centralized and source.data is None and any(is_shards(s.root) for s in sites):
+        raise UsageError("--compare-centralized joins folder datasets; a site is a shard set")
     schema = check_schemas(sites, options.schema if not isinstance(options.schema, dict) else None)
     options = replace(options, schema=schema.to_dict())
     _check_sites(sites, options)
