@@ -165,6 +165,31 @@ def test_killed_federation_resumes_at_its_last_round(regional: Path, tmp_path: P
     assert record["per_round"][: first["round"]] == first["records"]
 
 
+def test_fedadam_sends_the_model_in_its_own_dtype(regional: Path, tmp_path: Path) -> None:
+    out = tmp_path / "adam"
+    got = lale(
+        "federate",
+        "--data",
+        str(regional),
+        "--split-by",
+        "random",
+        "--num-sites",
+        "2",
+        "--out",
+        str(out),
+        *TINY,
+        "--strategy",
+        "fedadam",
+        "--server-lr",
+        "0.001",
+    )
+    assert got.returncode == 0, got.stderr[-3000:]
+    record = json.loads((out / "federation.json").read_text())
+    assert record["strategy"] == "fedadam" and record["server_lr"] == 0.001
+    down = [s["bytes_down"] for r in record["per_round"] for s in r["sites"].values()]
+    assert len(set(down)) == 1 and down[0] < record["model_mb"] * 1e6 * 1.01  # fp32 both rounds
+
+
 def test_bad_sites_are_one_line_errors(regional: Path, tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     write_dataset(a, train=4, val=2, test=2, size=32)

@@ -38,6 +38,7 @@ from lale.federated.local import (
     check_site,
     load_state,
     score_split,
+    shared_state,
     site_seed,
     train_locally,
 )
@@ -127,9 +128,10 @@ def make_client_app(sites: Sequence[Site] | None = None) -> ClientApp:
         load_state(task.net, *_global(msg, context, spec))
         task.anchor()
         result = train_locally(task, site.root, spec, seed)
-        state = {k: v.detach().cpu() for k, v in task.net.state_dict().items()}
+        state = shared_state(task.net)
         if spec.fedbn:
-            own = {k: state[k].clone() for k in batch_norm_keys(task.net)}
+            full = task.net.state_dict()
+            own = {k: full[k].detach().cpu().clone() for k in batch_norm_keys(task.net)}
             context.state[_LOCAL_BN] = ArrayRecord(own)
         return _reply(
             msg,

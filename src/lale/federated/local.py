@@ -41,8 +41,10 @@ __all__ = [
     "batch_norm_keys",
     "build_task",
     "score_split",
+    "shared_state",
     "site_seed",
     "train_locally",
+    "travels",
 ]
 
 log = logging.getLogger(__name__)
@@ -184,20 +186,33 @@ def score_split(net: nn.Module, root: Any, spec: ClientSpec, split: str) -> tupl
     return metrics.confmat.cpu().numpy().astype(np.int64), len(dataset)
 
 
+def travels(key: str) -> bool:
+    """Whether a state-dict entry is sent: BatchNorm's ``num_batches_tracked`` counters stay."""
+    return not key.endswith("num_batches_tracked")
+
+
+def shared_state(net: nn.Module) -> dict[str, Tensor]:
+    """The tensors of ``net`` that travel, on the CPU."""
+    return {k: v.detach().cpu() for k, v in net.state_dict().items() if travels(k)}
+
+
 def load_state(net: nn.Module, state: Mapping[str, Tensor], keep: Mapping[str, Tensor]) -> None:
     """Load the global ``state`` into ``net``, then this site's own tensors ``keep`` (FedBN).
+
+    Entries that do not travel (:func:`travels`) keep their current values.
 
     Raises:
         ValueError: The global state does not match the model (names or shapes).
     """
     own = net.state_dict()
-    missing = sorted(set(own) - set(state) - set(keep))
+    missing = sorted(k for k in set(own) - set(state) - set(keep) if travels(k))
     extra = sorted(set(state) - set(own))
     if missing or extra:
         raise ValueError(
             f"the global model does not match this site's {type(net).__name__}: "
             f"{len(missing)} tensors missing, {len(extra)} unknown"
         )
-    merged = {k: state[k].to(own[k].dtype).reshape(own[k].shape) for k in own if k in state}
+    merged = dict(own)
+    merged.update({k: state[k].to(own[k].dtype).reshape(own[k].shape) for k in own if k in state})
     merged.update({k: v for k, v in keep.items() if k in own})
     net.load_state_dict(merged, strict=True)

@@ -20,7 +20,7 @@ from flwr.serverapp import Grid
 from lale.atomic import write_json_atomic
 from lale.data.schema import ClassSchema
 from lale.federated.client import SPEC_KEY
-from lale.federated.local import build_task, load_state
+from lale.federated.local import build_task, load_state, shared_state
 from lale.federated.options import FederateOptions
 from lale.federated.record import (
     FEDERATION_FIGURE,
@@ -116,7 +116,7 @@ def run_federation(
         state = load_server_state(out)
         if state is None:
             torch.manual_seed(options.seed)
-            arrays = {k: v.detach().cpu().numpy() for k, v in task.net.state_dict().items()}
+            arrays = {k: v.numpy() for k, v in shared_state(task.net).items()}
             state = ServerState(round=0, arrays=arrays)
             scaling = next(iter(infos.values())).scaling or "truecolor"
             config = RunConfig.from_schema(
@@ -207,8 +207,9 @@ def _round(
             + f"; resume with: lale federate --resume {options.out}"
         )
     aggregated, _ = strategy.aggregate_train(server_round, list(trained.replies.values()))
-    if aggregated is not None:
-        state.arrays = from_record(aggregated)
+    if aggregated is not None:  # in the global model's dtypes (FedAdam's arithmetic is float64)
+        before = state.arrays
+        state.arrays = {k: v.astype(before[k].dtype) for k, v in from_record(aggregated).items()}
     arrays = to_record(state.arrays)
     asked = known(evaluate_messages(strategy, server_round, arrays, spec, "val", grid), infos)
     scored = exchange(grid, asked, options.round_timeout, tick, "scoring")
