@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import warnings
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -11,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from lale.cli._common import add_command, fail, progress_bar, say_on, stdout
-from lale.cli.training import _model_args
+from lale.cli.training import _model_args, _quiet_lightning
 
 StrategyOption = Literal["fedavg", "fedprox", "fedadam"]
 SplitOption = Literal["region", "tile", "random"]
@@ -125,7 +123,7 @@ def federate_command(
     from lale.federated.run import resume as resume_federation
     from lale.recipe import Recipe
 
-    _quiet()
+    _quiet_lightning()
     console = stdout()
     say = say_on(console)
     with progress_bar(disable=not progress) as bar:
@@ -179,12 +177,6 @@ def federate_command(
             )
             result = federate(options, source, compare_centralized, say=tell, tick=tick)
     _summary(console, result.record, result.run_dir)
-
-
-def _quiet() -> None:
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated")
 
 
 def _pct(value: float | None) -> str:
